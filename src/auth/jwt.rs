@@ -1,0 +1,343 @@
+//! JWT issue and verify. The accepted algorithm list is closed (HS256/384/512 from
+//! `auth.algorithms`): the token's own header never chooses how it is checked, so `alg: none`
+//! and algorithm confusion cannot pass.
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::{ConfigError, Settings, fingerprint};
+use crate::error::ErrorCode;
+
+/// Tokens above this size are refused before any parsing (a 100 KB "token" is an attack or a
+/// bug, never a session).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Claims as they appear in tokens: `sub` may be a string (ours, RFC 7519) or a number
+/// (many Node services sign `sub: user.id`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+    #[serde(default)]
+    pub iat: Option<i64>,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl Claims {
+    /// The user id in `sub`, as a number.
+    pub fn user_id(&self) -> Option<i64> {
+        match &self.sub {
+            Value::String(s) => s.trim().parse().ok(),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        ts(self.exp)
+    }
+}
+
+pub fn ts(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+/// One HMAC key the server accepts.
+#[derive(Clone)]
+pub struct Key {
+    pub bytes: Vec<u8>,
+    pub fingerprint: String,
+    /// `None` for the current key; previous keys stop verifying after this instant.
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl Key {
+    fn new(bytes: Vec<u8>, valid_until: Option<DateTime<Utc>>) -> Self {
+        Key {
+            fingerprint: fingerprint(&bytes),
+            bytes,
+            valid_until,
+        }
+    }
+}
+
+/// Which key verified a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUsed {
+    Current,
+    Previous(usize),
+}
+
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub claims: Claims,
+    pub user_id: i64,
+    pub key: KeyUsed,
+}
+
+/// Everything needed to issue and verify tokens; built once from validated settings.
+#[derive(Clone)]
+pub struct Keys {
+    pub current: Key,
+    pub previous: Vec<Key>,
+    pub algorithms: Vec<Algorithm>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway_secs: u64,
+}
+
+impl Keys {
+    pub fn from_settings(s: &Settings) -> Result<Keys, ConfigError> {
+        let algorithms = s
+            .auth
+            .algorithms
+            .iter()
+            .map(|a| {
+                a.parse::<Algorithm>().map_err(|_| {
+                    ConfigError::new("auth.algorithms", format!("unknown algorithm {a:?}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut previous = vec![];
+        for (i, p) in s.auth.previous_secrets.iter().enumerate() {
+            let bytes = match p.encoding {
+                crate::config::SecretEncoding::Utf8 => p.secret.expose().as_bytes().to_vec(),
+                crate::config::SecretEncoding::Base64 => {
+                    crate::config::decode_base64(p.secret.expose()).ok_or_else(|| {
+                        ConfigError::new(
+                            format!("auth.previous_secrets[{i}].secret"),
+                            "not valid base64",
+                        )
+                    })?
+                }
+            };
+            previous.push(Key::new(bytes, Some(p.valid_until)));
+        }
+        let keys = Keys {
+            current: Key::new(s.jwt_key_bytes()?, None),
+            previous,
+            algorithms,
+            issuer: s.auth.issuer.clone(),
+            audience: s.auth.audience.clone(),
+            leeway_secs: s.auth.leeway_secs,
+        };
+        keys.self_test()?;
+        Ok(keys)
+    }
+
+    /// jsonwebtoken panics at the first use when its crypto backend is misconfigured; find
+    /// out at startup instead of at the first login.
+    fn self_test(&self) -> Result<(), ConfigError> {
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: Value::String("0".into()),
+            username: None,
+            user_type: None,
+            iat: Some(now),
+            exp: now + 60,
+            nbf: None,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone().map(Value::String),
+            jti: None,
+        };
+        let token = self.sign(&claims).map_err(|e| {
+            ConfigError::new("auth.algorithms", format!("cannot sign a test token: {e}"))
+        })?;
+        self.verify(&token, now).map_err(|code| {
+            ConfigError::new(
+                "auth.algorithms",
+                format!("cannot verify a test token: {code}"),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Sign with the current key and the first configured algorithm.
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        let header = Header::new(self.algorithms[0]);
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_secret(&self.current.bytes),
+        )
+    }
+
+    /// The `alg` named by the token's header, read without trusting it (so `none` and unknown
+    /// names are reported as "not allowed" rather than "malformed").
+    pub fn header_alg(token: &str) -> Result<String, ErrorCode> {
+        let header = token.split('.').next().ok_or(ErrorCode::TokenMalformed)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header.trim_end_matches('='))
+            .map_err(|_| ErrorCode::TokenMalformed)?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|_| ErrorCode::TokenMalformed)?;
+        json.get("alg")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(ErrorCode::TokenMalformed)
+    }
+
+    /// Verify shape, algorithm, signature (current key, then previous keys still within their
+    /// `valid_until`), then `exp`/`nbf` with leeway, `iss`/`aud` when configured, and `sub`.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Verified, ErrorCode> {
+        if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
+            return Err(ErrorCode::TokenMalformed);
+        }
+        let alg_name = Self::header_alg(token)?;
+        let alg = alg_name
+            .parse::<Algorithm>()
+            .ok()
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or(ErrorCode::TokenAlgorithmNotAllowed)?;
+        let validation = self.validation(alg);
+
+        let mut result = self.decode_with(token, &self.current, &validation);
+        let mut used = KeyUsed::Current;
+        if matches!(result, Err(ErrorCode::TokenInvalidSignature)) {
+            let now = ts(now);
+            for (i, key) in self.previous.iter().enumerate() {
+                if key.valid_until.is_some_and(|until| until < now) {
+                    continue;
+                }
+                let r = self.decode_with(token, key, &validation);
+                if !matches!(r, Err(ErrorCode::TokenInvalidSignature)) {
+                    result = r;
+                    used = KeyUsed::Previous(i);
+                    break;
+                }
+            }
+        }
+        let claims = result?;
+        let user_id = claims.user_id().ok_or(ErrorCode::TokenClaimsInvalid)?;
+        Ok(Verified {
+            claims,
+            user_id,
+            key: used,
+        })
+    }
+
+    pub fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.algorithms = vec![alg];
+        v.leeway = self.leeway_secs;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.required_spec_claims = HashSet::from(["exp".to_string(), "sub".to_string()]);
+        match &self.audience {
+            Some(aud) => v.set_audience(&[aud]),
+            None => v.validate_aud = false,
+        }
+        if let Some(iss) = &self.issuer {
+            v.set_issuer(&[iss]);
+        }
+        v
+    }
+
+    /// Decode with one key; every failure becomes the contract's code.
+    pub fn decode_with(
+        &self,
+        token: &str,
+        key: &Key,
+        validation: &Validation,
+    ) -> Result<Claims, ErrorCode> {
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&key.bytes), validation)
+            .map(|d| d.claims)
+            .map_err(|e| code_for(e.kind()))
+    }
+}
+
+pub fn code_for(kind: &ErrorKind) -> ErrorCode {
+    match kind {
+        ErrorKind::InvalidSignature => ErrorCode::TokenInvalidSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            ErrorCode::TokenAlgorithmNotAllowed
+        }
+        ErrorKind::ExpiredSignature => ErrorCode::TokenExpired,
+        ErrorKind::ImmatureSignature => ErrorCode::TokenNotYetValid,
+        ErrorKind::InvalidIssuer
+        | ErrorKind::InvalidAudience
+        | ErrorKind::InvalidSubject
+        | ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_) => ErrorCode::TokenClaimsInvalid,
+        _ => ErrorCode::TokenMalformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn keys() -> Keys {
+        let mut s = Settings::default();
+        s.auth.jwt_secret = Some(Secret::new("a-test-secret-that-is-long-enough-123"));
+        Keys::from_settings(&s).unwrap()
+    }
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = Utc::now().timestamp();
+        Claims {
+            sub: Value::String("7".into()),
+            username: None,
+            user_type: None,
+            iat: Some(now),
+            exp: now + exp_in,
+            nbf: None,
+            iss: None,
+            aud: None,
+            jti: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_codes() {
+        let k = keys();
+        let now = Utc::now().timestamp();
+        let t = k.sign(&claims(60)).unwrap();
+        assert_eq!(k.verify(&t, now).unwrap().user_id, 7);
+        let expired = k.sign(&claims(-3600)).unwrap();
+        assert_eq!(
+            k.verify(&expired, now).unwrap_err(),
+            ErrorCode::TokenExpired
+        );
+        assert_eq!(
+            k.verify("a.b.c", now).unwrap_err(),
+            ErrorCode::TokenMalformed
+        );
+        // alg: none
+        let none = format!(
+            "{}.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(r#"{"sub":"1","exp":9999999999}"#)
+        );
+        assert_eq!(
+            k.verify(&none, now).unwrap_err(),
+            ErrorCode::TokenAlgorithmNotAllowed
+        );
+    }
+
+    #[test]
+    fn numeric_sub_is_accepted() {
+        let k = keys();
+        let mut c = claims(60);
+        c.sub = serde_json::json!(42);
+        let t = k.sign(&c).unwrap();
+        assert_eq!(k.verify(&t, Utc::now().timestamp()).unwrap().user_id, 42);
+    }
+}

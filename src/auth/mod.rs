@@ -1,0 +1,144 @@
+//! Authentication: THE path every HTTP route and every Socket.IO handshake goes through.
+//!
+//! `Parts (+auth JSON)` → [`source::find`] → [`jwt::Keys::verify`] → [`store::check_row`] →
+//! [`store::check_user`] → [`Session`]. Each step returns the contract's code on failure and
+//! never reaches back. Only [`authenticate`] writes the per-handshake log line. `diagnose` runs
+//! the same steps without stopping at the first failure.
+
+pub mod jwt;
+pub mod limit;
+pub mod password;
+pub mod session;
+pub mod source;
+pub mod store;
+
+use std::time::Instant;
+
+use chrono::Utc;
+use http::request::Parts;
+use serde_json::Value;
+
+pub use session::Session;
+
+use crate::error::{AppError, ErrorCode};
+use crate::net;
+use crate::state::AppState;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    WebSocket,
+    Polling,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::WebSocket => "websocket",
+            Transport::Polling => "polling",
+        }
+    }
+}
+
+/// What a request offers for authentication.
+pub struct AuthRequest<'a> {
+    pub transport: Transport,
+    pub parts: &'a Parts,
+    /// The Socket.IO handshake `auth` payload (absent for HTTP and socket.io-client 2.x).
+    pub auth_payload: Option<&'a Value>,
+}
+
+/// Authenticate one request or handshake, and log the decision in one line.
+pub async fn authenticate(state: &AppState, req: &AuthRequest<'_>) -> Result<Session, AppError> {
+    let started = Instant::now();
+    let settings = state.settings();
+    let found = source::find(req.parts, req.auth_payload, &settings.auth);
+    let result = steps(state, req, found.as_ref()).await;
+
+    let elapsed = started.elapsed();
+    let verdict = match &result {
+        Ok(_) => "OK",
+        Err(e) => e.code.as_str(),
+    };
+    let source = found.as_ref().map(|f| f.source.as_str()).unwrap_or("none");
+    let client = net::client_ip(req.parts, &settings.server.trust_proxy)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let origin = net::header(req.parts, "origin").unwrap_or("-");
+    let user_id = result.as_ref().ok().map(|s| s.user.id);
+    let token_fp = found.as_ref().map(|f| f.token.fingerprint());
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    let transport = req.transport.as_str();
+    match &result {
+        Err(e) if e.code.is_server_fault() => tracing::error!(
+            target: "im_server::handshake", transport, source, verdict, user_id, token = token_fp,
+            elapsed_ms, client, origin,
+            error = e.source.as_ref().map(|s| format!("{s:#}")),
+            "auth {verdict}"
+        ),
+        _ => tracing::info!(
+            target: "im_server::handshake", transport, source, verdict, user_id, token = token_fp,
+            elapsed_ms, client, origin, "auth {verdict}"
+        ),
+    }
+    if req.transport != Transport::Http {
+        state.metrics().handshake(verdict, source, elapsed);
+    }
+    result
+}
+
+async fn steps(
+    state: &AppState,
+    req: &AuthRequest<'_>,
+    found: Option<&source::Found>,
+) -> Result<Session, AppError> {
+    if req.transport != Transport::Http
+        && !net::origin_allowed(state.settings(), net::header(req.parts, "origin"))
+    {
+        return Err(ErrorCode::OriginDenied.into());
+    }
+    verify_token(state, found.ok_or(ErrorCode::TokenMissing)?).await
+}
+
+/// The token steps shared by handshakes, HTTP and `auth:refresh`: JWT, then the
+/// `user_tokens` row (unless `auth.require_db_record = false`), then the user.
+pub async fn verify_token(state: &AppState, found: &source::Found) -> Result<Session, AppError> {
+    let settings = state.settings();
+    let now = Utc::now();
+    let verified = state.keys().verify(found.token.as_str(), now.timestamp())?;
+    let db = state.db();
+
+    let db_started = Instant::now();
+    let token_hash = store::token_hash(found.token.as_str());
+    let token_id = if settings.auth.require_db_record {
+        let row = store::find_token(db, &token_hash)
+            .await
+            .map_err(AppError::auth_unavailable)?
+            .ok_or(ErrorCode::TokenNotFound)?;
+        store::check_row(&row, now, settings.auth.leeway_secs)?;
+        if row.user_id != verified.user_id {
+            // A row whose user differs from `sub` was not issued for this token.
+            return Err(ErrorCode::TokenNotFound.into());
+        }
+        Some(row.id)
+    } else {
+        None
+    };
+    let user = store::find_user(db, verified.user_id)
+        .await
+        .map_err(AppError::auth_unavailable)?
+        .ok_or(ErrorCode::UserNotFound)?;
+    state.metrics().auth_db(db_started.elapsed());
+    store::check_user(&user)?;
+
+    Ok(Session {
+        user,
+        token_id,
+        token_hash,
+        token_fingerprint: found.token.fingerprint(),
+        source: found.source,
+        issued_at: verified.claims.iat.map(jwt::ts),
+        expires_at: verified.claims.expires_at(),
+    })
+}

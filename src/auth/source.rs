@@ -1,0 +1,166 @@
+//! Where a token comes from (contract §4): handshake `auth.token` → `Authorization: Bearer`
+//! → query `?token=`/`?jwt_token=` → cookie. First found wins; each source can be disabled.
+//! Both transports reduce to `http::request::Parts`, so this is written once.
+
+use http::request::Parts;
+use serde_json::Value;
+
+use crate::config::{AuthSettings, TokenSource};
+
+/// A token as received, trimmed and with one leading `Bearer ` removed. Nothing else is
+/// repaired: quotes, URL-encoding or a second `Bearer` are reported by `diagnose`, not hidden.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawToken(String);
+
+impl RawToken {
+    pub fn parse(s: &str) -> Option<RawToken> {
+        let s = s.trim();
+        let s = strip_bearer(s).unwrap_or(s).trim();
+        (!s.is_empty()).then(|| RawToken(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Safe to log: a fingerprint, never the token.
+    pub fn fingerprint(&self) -> String {
+        crate::config::fingerprint(self.0.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for RawToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawToken({})", self.fingerprint())
+    }
+}
+
+pub fn strip_bearer(s: &str) -> Option<&str> {
+    let (scheme, rest) = s.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case("bearer ").then_some(rest)
+}
+
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub source: TokenSource,
+    pub token: RawToken,
+}
+
+/// The first token found in the enabled sources, in the contract's order.
+pub fn find(parts: &Parts, auth_payload: Option<&Value>, cfg: &AuthSettings) -> Option<Found> {
+    const ORDER: [TokenSource; 4] = [
+        TokenSource::Auth,
+        TokenSource::Header,
+        TokenSource::Query,
+        TokenSource::Cookie,
+    ];
+    ORDER
+        .into_iter()
+        .filter(|s| cfg.token_sources.contains(s))
+        .find_map(|source| {
+            let raw = match source {
+                TokenSource::Auth => from_auth(auth_payload),
+                TokenSource::Header => from_header(parts),
+                TokenSource::Query => from_query(parts, &cfg.query_params),
+                TokenSource::Cookie => from_cookie(parts, &cfg.cookie_name),
+            }?;
+            Some(Found {
+                source,
+                token: RawToken::parse(&raw)?,
+            })
+        })
+}
+
+fn from_auth(payload: Option<&Value>) -> Option<String> {
+    payload?.get("token")?.as_str().map(str::to_string)
+}
+
+fn from_header(parts: &Parts) -> Option<String> {
+    let value = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    // Only the Bearer scheme carries a JWT; `Basic …` is someone else's business.
+    strip_bearer(value.trim()).map(str::to_string)
+}
+
+fn from_query(parts: &Parts, names: &[String]) -> Option<String> {
+    let query = parts.uri.query()?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    names.iter().find_map(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+}
+
+fn from_cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn order_is_auth_header_query_cookie() {
+        let cfg = crate::config::Settings::default().auth;
+        let p = parts(
+            "/socket.io/?EIO=4&token=q",
+            &[("authorization", "Bearer h"), ("cookie", "a=1; token=c")],
+        );
+        let auth = serde_json::json!({"token": "Bearer a"});
+        assert_eq!(find(&p, Some(&auth), &cfg).unwrap().token.as_str(), "a");
+        let f = find(&p, None, &cfg).unwrap();
+        assert_eq!((f.source, f.token.as_str()), (TokenSource::Header, "h"));
+        let p = parts("/x?jwt_token=j%2Bk", &[("cookie", "token=c")]);
+        let f = find(&p, None, &cfg).unwrap();
+        assert_eq!((f.source, f.token.as_str()), (TokenSource::Query, "j+k"));
+        let p = parts("/x", &[("cookie", "a=1; token=c")]);
+        assert_eq!(find(&p, None, &cfg).unwrap().source, TokenSource::Cookie);
+    }
+
+    #[test]
+    fn disabled_sources_and_empty_values_are_skipped() {
+        let mut cfg = crate::config::Settings::default().auth;
+        cfg.token_sources = vec![TokenSource::Cookie];
+        let p = parts("/x?token=q", &[("authorization", "Bearer h")]);
+        assert!(find(&p, None, &cfg).is_none());
+        let cfg = crate::config::Settings::default().auth;
+        let auth = serde_json::json!({"token": "  "});
+        let p = parts("/x?token=q", &[]);
+        assert_eq!(
+            find(&p, Some(&auth), &cfg).unwrap().source,
+            TokenSource::Query
+        );
+    }
+
+    #[test]
+    fn only_one_bearer_is_stripped() {
+        assert_eq!(RawToken::parse(" bearer abc ").unwrap().as_str(), "abc");
+        assert_eq!(
+            RawToken::parse("Bearer Bearer abc").unwrap().as_str(),
+            "Bearer abc"
+        );
+        assert!(RawToken::parse("Bearer ").is_none());
+    }
+}

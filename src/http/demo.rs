@@ -1,0 +1,73 @@
+//! The client-demo debug page (contract §7), compiled into the binary so `cargo run --release`
+//! alone serves a working page — no files to deploy, no CDN.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+struct Asset {
+    path: &'static str,
+    mime: &'static str,
+    body: &'static [u8],
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "index.html",
+        mime: "text/html; charset=utf-8",
+        body: include_bytes!("../../client-demo/index.html"),
+    },
+    Asset {
+        path: "app.js",
+        mime: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../client-demo/app.js"),
+    },
+    Asset {
+        path: "style.css",
+        mime: "text/css; charset=utf-8",
+        body: include_bytes!("../../client-demo/style.css"),
+    },
+    Asset {
+        path: "vendor/socket.io.min.js",
+        mime: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../client-demo/vendor/socket.io.min.js"),
+    },
+];
+
+/// The page at `/` and at `/client-demo/` (its relative asset URLs resolve under either).
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new()
+        .route("/", get(|| async { serve("index.html") }))
+        .route("/client-demo/", get(|| async { serve("index.html") }))
+        .route(
+            "/client-demo",
+            get(|| async { Redirect::permanent("/client-demo/") }),
+        );
+    for a in ASSETS.iter().filter(|a| a.path != "index.html") {
+        let p = a.path;
+        r = r
+            .route(&format!("/{p}"), get(move || async move { serve(p) }))
+            .route(
+                &format!("/client-demo/{p}"),
+                get(move || async move { serve(p) }),
+            );
+    }
+    r
+}
+
+fn serve(path: &str) -> Response {
+    match ASSETS.iter().find(|a| a.path == path) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.mime),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            a.body,
+        )
+            .into_response(),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}

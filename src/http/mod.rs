@@ -1,0 +1,82 @@
+//! The HTTP API (contract §3): one `router()` per module, layers in one place.
+//!
+//! Layer order matters: CORS must wrap the Socket.IO layer (else preflights to /socket.io/
+//! fail), and request tracing/metrics wrap only the HTTP routes (not every long-poll).
+
+pub mod auth;
+pub mod demo;
+pub mod extract;
+pub mod health;
+pub mod reply;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use socketioxide::layer::SocketIoLayer;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn router(
+    state: AppState,
+    socketio: SocketIoLayer<impl socketioxide::adapter::Adapter>,
+) -> Router {
+    let api = Router::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(demo::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state.clone());
+    api.layer(ServiceBuilder::new().layer(cors(&state)).layer(socketio))
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> AppError {
+    AppError::bad_request(format!("no route for {method} {}", uri.path())).with_status_not_found()
+}
+
+/// `im_http_requests_total{route,status}`: labelled by the route template, never the raw path.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics()
+        .http(&route, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// CORS from `cors.origins`: any origin in development unless configured, none in production
+/// unless configured. Credentials are allowed, so origins are mirrored, never `*`.
+fn cors(state: &AppState) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-api-key"),
+        ])
+        .allow_credentials(true)
+        .max_age(std::time::Duration::from_secs(600));
+    match state.settings().allowed_origins() {
+        None => base.allow_origin(AllowOrigin::mirror_request()),
+        Some(list) => base.allow_origin(AllowOrigin::list(
+            list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        )),
+    }
+}

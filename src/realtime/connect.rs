@@ -1,0 +1,132 @@
+//! The `/im` handshake and connection lifecycle.
+//!
+//! `handshake` (connect middleware) runs [`auth::authenticate`]. In `strict` mode a failure is
+//! returned, and socketioxide answers `connect_error` with the code as message. In `legacy`
+//! mode the middleware cannot emit (the socket is not connected yet), so it stores the
+//! rejection and `on_connect` emits `error {code,message}` and disconnects, registering no
+//! handler for that socket.
+
+use chrono::Utc;
+use serde_json::Value;
+use socketioxide::TransportType;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+
+use super::expiry::ExpiryHandle;
+use super::{SocketInfo, SocketSession, events, rooms};
+use crate::auth::{self, AuthRequest, Session, Transport};
+use crate::config::FailureMode;
+use crate::error::AppError;
+use crate::net;
+use crate::state::AppState;
+
+/// Outcome of the middleware, handed to `on_connect` through the socket's extensions.
+#[derive(Clone)]
+enum Handshake {
+    Accepted(Box<Session>),
+    Rejected(Value),
+}
+
+pub fn transport_of<A: Adapter>(s: &SocketRef<A>) -> Transport {
+    match s.transport_type() {
+        TransportType::Websocket => Transport::WebSocket,
+        TransportType::Polling => Transport::Polling,
+    }
+}
+
+pub async fn handshake<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(auth): TryData<Value>,
+    State(state): State<AppState>,
+) -> Result<(), AppError> {
+    let payload = auth.ok();
+    let req = AuthRequest {
+        transport: transport_of(&s),
+        parts: s.req_parts(),
+        auth_payload: payload.as_ref(),
+    };
+    match auth::authenticate(&state, &req).await {
+        Ok(session) => {
+            s.extensions.insert(Handshake::Accepted(Box::new(session)));
+            Ok(())
+        }
+        Err(e) if state.settings().auth.failure_mode == FailureMode::Strict => Err(e),
+        Err(e) => {
+            s.extensions.insert(Handshake::Rejected(e.to_event()));
+            Ok(())
+        }
+    }
+}
+
+pub async fn on_connect<A: Adapter>(
+    s: SocketRef<A>,
+    State(state): State<AppState>,
+    State(expiry): State<ExpiryHandle>,
+) {
+    let session = match s.extensions.remove::<Handshake>() {
+        Some(Handshake::Accepted(session)) => *session,
+        Some(Handshake::Rejected(event)) => {
+            let _ = s.emit("error", &event);
+            state.metrics().event_out("error");
+            let _ = s.disconnect();
+            return;
+        }
+        None => {
+            // Unreachable while the middleware is registered; fail closed if it ever is not.
+            let _ = s.disconnect();
+            return;
+        }
+    };
+    let parts = s.req_parts();
+    let info = SocketInfo {
+        id: s.id.to_string(),
+        connected_at: Utc::now(),
+        ip: net::client_ip(parts, &state.settings().server.trust_proxy).map(|ip| ip.to_string()),
+        user_agent: net::header(parts, "user-agent").map(str::to_string),
+        transport: transport_of(&s).as_str(),
+    };
+    s.join([
+        rooms::user(session.user.id),
+        rooms::user_type(&session.user.user_type),
+        rooms::token(&session.token_hash),
+    ]);
+    expiry.schedule(s.id, session.expires_at);
+    if let Some(token_id) = session.token_id {
+        let db = state.db().clone();
+        // Off the handshake path: a failed touch must not fail a valid connection.
+        tokio::spawn(async move {
+            if let Err(e) = auth::store::touch(&db, token_id, Utc::now()).await {
+                tracing::warn!(error = %e, "could not update user_tokens.last_used_at");
+            }
+        });
+    }
+    let connected = serde_json::json!({
+        "userId": session.user.id,
+        "username": session.user.username,
+        "userType": session.user.user_type,
+        "displayName": session.user.display_name,
+        "socketId": s.id.to_string(),
+        "expiresAt": crate::clock::iso(session.expires_at),
+        "serverTime": crate::clock::now_iso(),
+    });
+    s.extensions.insert(SocketSession { session, info });
+    events::register(&s);
+    s.on_disconnect(on_disconnect::<A>);
+    state.metrics().connections.inc();
+    let _ = s.emit("connected", &connected);
+    state.metrics().event_out("connected");
+}
+
+async fn on_disconnect<A: Adapter>(
+    s: SocketRef<A>,
+    reason: DisconnectReason,
+    State(state): State<AppState>,
+    State(expiry): State<ExpiryHandle>,
+) {
+    expiry.cancel(s.id);
+    state.metrics().connections.dec();
+    if let Some(ss) = s.extensions.get::<SocketSession>() {
+        tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
+    }
+}

@@ -1,0 +1,14 @@
+//! Room names: the only place they are built, so a grep for a room lands here.
+
+pub fn user(id: i64) -> String {
+    format!("user:{id}")
+}
+
+pub fn user_type(t: &str) -> String {
+    format!("type:{t}")
+}
+
+/// Every socket that authenticated with one `user_tokens` row: the unit of logout and kick.
+pub fn token(token_hash: &str) -> String {
+    format!("token:{token_hash}")
+}

@@ -1,0 +1,191 @@
+//! `Application::build` is the seam the CLI, `cargo run` and the tests share: validate config,
+//! connect and migrate the database, build state, HTTP and Socket.IO, bind the listener.
+//! `run_until_stopped` serves until the given shutdown future resolves, then drains within
+//! `server.shutdown_timeout_secs`.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::auth::jwt::Keys;
+use crate::config::{ConfigError, Settings, fingerprint};
+use crate::state::{AppState, StateParts};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, ConfigError> {
+        settings.validate()?;
+        let keys = Keys::from_settings(&settings)?;
+        if settings.uses_development_secret() {
+            tracing::warn!(
+                fingerprint = %keys.current.fingerprint,
+                "auth.jwt_secret is not set: using the built-in development secret (refused in production)"
+            );
+        }
+        let db =
+            crate::db::connect(&settings.database.url, settings.database.max_connections).await?;
+        crate::db::migrate_up(&db)
+            .await
+            .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))?;
+        if let Some(url) = &settings.redis.url {
+            check_redis(url).await?;
+        }
+        if !settings.is_production() {
+            crate::users::seed_demo_users(&db).await.map_err(|e| {
+                ConfigError::new("database.url", format!("seeding demo users failed: {e:#}"))
+            })?;
+        }
+        let dummy_hash = crate::auth::password::hash("not-a-real-password".into())
+            .await
+            .map_err(|e| ConfigError::new("auth", format!("argon2 self-test failed: {e}")))?;
+
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr).await.map_err(|e| {
+            ConfigError::new("server.port", format!("cannot listen on {addr}: {e}"))
+        })?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(settings.server.port);
+        let node_id = settings
+            .server
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{port}", hostname()));
+        let config_fingerprint = config_fingerprint(&settings, &keys);
+        let state = AppState::new(StateParts {
+            settings,
+            db,
+            keys,
+            node_id,
+            config_fingerprint,
+            dummy_hash,
+        });
+        let socketio = crate::realtime::build(state.clone())
+            .await
+            .map_err(|e| ConfigError::new("redis.url", format!("{e:#}")))?;
+        let router = crate::http::router(state.clone(), socketio);
+
+        let limiter_state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limiter_state.limiter().housekeeping();
+            }
+        });
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            listener,
+            router,
+            state,
+        } = self;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let hub = state.hub().clone();
+        let mut graceful_rx = stop_rx.clone();
+        let graceful = async move {
+            let _ = graceful_rx.wait_for(|stop| *stop).await;
+            tracing::info!("shutting down: no new connections; closing sockets");
+            hub.close().await;
+        };
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future();
+        let drain = Duration::from_secs(state.settings().server.shutdown_timeout_secs);
+        let mut deadline_rx = stop_rx;
+        let deadline = async move {
+            let _ = deadline_rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            r = serve => r?,
+            _ = deadline => tracing::warn!(secs = drain.as_secs(), "drain timed out; closing remaining connections"),
+        }
+        if let Err(e) = state.db().clone().close().await {
+            tracing::warn!(error = %e, "closing the database pool failed");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn check_redis(url: &str) -> Result<(), ConfigError> {
+    let fail = |e: String| {
+        ConfigError::new(
+            "redis.url",
+            format!("Redis is configured but unreachable: {e}"),
+        )
+    };
+    let client = redis::Client::open(url).map_err(|e| fail(e.to_string()))?;
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| fail("timed out after 5 s".into()))?
+    .map_err(|e| fail(e.to_string()))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// What two services must agree on to accept each other's tokens, hashed: compare this value
+/// across nodes instead of comparing secrets.
+pub fn config_fingerprint(settings: &Settings, keys: &Keys) -> String {
+    let a = &settings.auth;
+    let material = format!(
+        "key={}|encoding={:?}|algorithms={}|issuer={}|audience={}",
+        keys.current.fingerprint,
+        a.jwt_secret_encoding,
+        a.algorithms.join(","),
+        a.issuer.as_deref().unwrap_or(""),
+        a.audience.as_deref().unwrap_or(""),
+    );
+    fingerprint(material.as_bytes())
+}

@@ -1,0 +1,109 @@
+//! Users: creation (CLI `user add`, seeding) and lookup.
+
+use chrono::Utc;
+use entity::users;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
+
+use crate::auth::password;
+
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub user_type: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("username {0:?} is already taken")]
+    Duplicate(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    u: NewUser,
+) -> Result<users::Model, CreateUserError> {
+    let username = u.username.trim().to_string();
+    if username.is_empty() || username.len() > 64 {
+        return Err(CreateUserError::Invalid(
+            "username must be 1 to 64 characters".into(),
+        ));
+    }
+    if u.password.is_empty() {
+        return Err(CreateUserError::Invalid(
+            "password must not be empty".into(),
+        ));
+    }
+    if find_by_username(db, &username)
+        .await
+        .map_err(anyhow::Error::from)?
+        .is_some()
+    {
+        return Err(CreateUserError::Duplicate(username));
+    }
+    let hash = password::hash(u.password).await?;
+    let now = Utc::now();
+    users::ActiveModel {
+        display_name: Set(u.display_name.unwrap_or_else(|| username.clone())),
+        username: Set(username.clone()),
+        password_hash: Set(hash),
+        user_type: Set(u.user_type),
+        email: Set(u.email),
+        is_active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|e| match e.sql_err() {
+        // Two creators raced past the check above.
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CreateUserError::Duplicate(username),
+        _ => CreateUserError::Other(e.into()),
+    })
+}
+
+pub async fn find_by_username(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<users::Model>, sea_orm::DbErr> {
+    users::Entity::find()
+        .filter(users::Column::Username.eq(username.trim()))
+        .one(db)
+        .await
+}
+
+/// Development convenience: when there are no users at all, create the demo accounts.
+pub async fn seed_demo_users(db: &impl ConnectionTrait) -> anyhow::Result<bool> {
+    if users::Entity::find().count(db).await? > 0 {
+        return Ok(false);
+    }
+    for (name, pass, kind, display) in [
+        ("admin", "admin123", "admin", "Administrator"),
+        ("kefu1", "kefu123", "kefu", "Support agent 1"),
+    ] {
+        create(
+            db,
+            NewUser {
+                username: name.into(),
+                password: pass.into(),
+                user_type: kind.into(),
+                display_name: Some(display.into()),
+                email: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding {name}: {e}"))?;
+    }
+    tracing::warn!(
+        "seeded demo users admin/admin123 and kefu1/kefu123 (development profile, empty users table)"
+    );
+    Ok(true)
+}
