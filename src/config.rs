@@ -693,21 +693,18 @@ impl Settings {
         let json = serde_json::to_value(&loaded.settings).unwrap_or_default();
         let mut leaves = BTreeMap::new();
         flatten("", &json, &mut leaves);
+        // The first provider is `Serialized::defaults`, named after the type: call it "default".
+        let defaults = loaded.figment.metadata().next().map(|m| m.name.clone());
         leaves
             .into_iter()
             .map(|(key, value)| {
-                let source = loaded
-                    .figment
-                    .find_metadata(&key)
-                    .map(|m| match &m.source {
+                let source = match loaded.figment.find_metadata(&key) {
+                    Some(m) if Some(&m.name) == defaults.as_ref() => "default".to_string(),
+                    Some(m) => match &m.source {
                         Some(src) => format!("{} ({src})", m.name),
                         None => m.name.to_string(),
-                    })
-                    .unwrap_or_else(|| "default".to_string());
-                let source = if source.starts_with("Serialized") {
-                    "default".to_string()
-                } else {
-                    source
+                    },
+                    None => "default".to_string(),
                 };
                 (key, value, source)
             })

@@ -22,6 +22,8 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// (many Node services sign `sub: user.id`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
+    /// Missing `sub` deserialises as null and fails as TOKEN_CLAIMS_INVALID, not as malformed.
+    #[serde(default)]
     pub sub: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -237,7 +239,8 @@ impl Keys {
         v.leeway = self.leeway_secs;
         v.validate_exp = true;
         v.validate_nbf = true;
-        v.required_spec_claims = HashSet::from(["exp".to_string(), "sub".to_string()]);
+        // `sub` is checked by `Claims::user_id` (jsonwebtoken would insist it be a string).
+        v.required_spec_claims = HashSet::from(["exp".to_string()]);
         match &self.audience {
             Some(aud) => v.set_audience(&[aud]),
             None => v.validate_aud = false,

@@ -16,7 +16,7 @@ impl RawToken {
     pub fn parse(s: &str) -> Option<RawToken> {
         let s = s.trim();
         let s = strip_bearer(s).unwrap_or(s).trim();
-        (!s.is_empty()).then(|| RawToken(s.to_string()))
+        (!s.is_empty() && !s.eq_ignore_ascii_case("bearer")).then(|| RawToken(s.to_string()))
     }
     pub fn as_str(&self) -> &str {
         &self.0

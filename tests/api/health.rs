@@ -1,0 +1,69 @@
+//! /health really pings the database: 200 when it answers, 503 naming it when it does not.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_is_green_on_sqlite() {
+    let app = spawn_app().await;
+    let (status, body) = app.get("/health", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["redis"], "disabled");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["connections"], 0);
+    assert!(
+        body["config_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(
+        body["node_id"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{}", app.addr.port()))
+    );
+}
+
+#[tokio::test]
+async fn health_is_503_naming_the_database_while_it_is_gone_and_recovers() {
+    let pg = service_url("IM_TEST_POSTGRES_URL");
+    let db_url = fresh_database(&pg).await;
+    let gate = TcpGate::start(host_port(&db_url)).await;
+    let app = spawn_with(|s| s.database.url = replace_host_port(&db_url, gate.addr)).await;
+    assert_eq!(app.get("/health", None).await.0, 200);
+    gate.cut();
+    let (status, body) = app.get("/health", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["database"], "down");
+    assert_eq!(body["failing"], serde_json::json!(["database"]));
+    gate.restore();
+    let mut status = 0;
+    for _ in 0..40 {
+        status = app.get("/health", None).await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 200, "recovers once the database is back");
+}
+
+#[tokio::test]
+async fn connections_count_authenticated_sockets() {
+    let app = spawn_app().await;
+    let token = app.login("admin", "admin123").await;
+    let (c, _) = app.connect_ok(&token).await;
+    assert_eq!(app.get("/health", None).await.1["connections"], 1);
+    c.close().await;
+    let mut n = serde_json::Value::Null;
+    for _ in 0..20 {
+        n = app.get("/health", None).await.1["connections"].clone();
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 0);
+}

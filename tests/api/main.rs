@@ -1,0 +1,12 @@
+//! One integration-test binary (cheap linking on 2 cores). Every test talks to a real server
+//! over loopback: HTTP with reqwest, Socket.IO with `loadgen::sio` (a real Engine.IO v4 client).
+
+mod helpers;
+
+mod auth_http;
+mod config;
+mod handshake;
+mod health;
+mod live_sessions;
+mod shutdown;
+mod storage;
