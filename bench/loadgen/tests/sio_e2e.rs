@@ -12,7 +12,12 @@ use socketioxide::handler::ConnectHandler;
 const T: Duration = Duration::from_secs(5);
 
 async fn auth_mw(TryData(auth): TryData<Value>) -> Result<(), String> {
-    match auth.ok().as_ref().and_then(|a| a.get("token")).and_then(Value::as_str) {
+    match auth
+        .ok()
+        .as_ref()
+        .and_then(|a| a.get("token"))
+        .and_then(Value::as_str)
+    {
         None => Err("TOKEN_MISSING".into()),
         Some("bad") => Err("TOKEN_INVALID_SIGNATURE".into()),
         Some(_) => Ok(()),
@@ -31,7 +36,11 @@ async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>) {
     });
     if info["token"] == "legacy-bad" {
         // NestJS-style failure: connect, then `error`, then a server disconnect
-        s.emit("error", &json!({"code":"TOKEN_EXPIRED","message":"log in again"})).ok();
+        s.emit(
+            "error",
+            &json!({"code":"TOKEN_EXPIRED","message":"log in again"}),
+        )
+        .ok();
         s.disconnect().ok();
         return;
     }
@@ -42,10 +51,13 @@ async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>) {
     s.on("echo_event", async |s: SocketRef, Data(d): Data<Value>| {
         s.emit("echoed", &d).ok();
     });
-    s.on("two_args", async |s: SocketRef, Data((a, b)): Data<(Value, Value)>, ack: AckSender| {
-        s.emit("got_two", &(a.clone(), b.clone())).ok();
-        ack.send(&(a, b)).ok();
-    });
+    s.on(
+        "two_args",
+        async |s: SocketRef, Data((a, b)): Data<(Value, Value)>, ack: AckSender| {
+            s.emit("got_two", &(a.clone(), b.clone())).ok();
+            ack.send(&(a, b)).ok();
+        },
+    );
     s.on("kick", async |s: SocketRef| {
         s.emit("bye", &json!({})).ok();
         s.disconnect().ok();
@@ -78,8 +90,10 @@ fn opts(addr: SocketAddr, token: Option<&str>) -> ConnectOptions {
 async fn connect_event_ack_and_close() {
     let addr = server(25_000).await;
     let mut o = opts(addr, Some("good"));
-    o.headers.push(("Authorization".into(), "Bearer hdr-token".into()));
-    o.headers.push(("Origin".into(), "http://example.test".into()));
+    o.headers
+        .push(("Authorization".into(), "Bearer hdr-token".into()));
+    o.headers
+        .push(("Origin".into(), "http://example.test".into()));
     o.query.push(("jwt_token".into(), "a b&c".into()));
     let mut c = Client::connect(o).await.unwrap();
     assert!(!c.engine_sid().is_empty());
@@ -108,14 +122,24 @@ async fn connect_event_ack_and_close() {
     assert_eq!(a.unwrap(), vec![json!("a")]);
     assert_eq!(b.unwrap(), vec![json!("b")]);
     assert_eq!(d.unwrap(), vec![json!(1), json!([2])]);
-    assert_eq!(c.expect_event("got_two", T).await.unwrap(), vec![json!(1), json!([2])]);
+    assert_eq!(
+        c.expect_event("got_two", T).await.unwrap(),
+        vec![json!(1), json!([2])]
+    );
 
     // plain emit from another task through an Emitter
     let em = c.emitter();
-    tokio::spawn(async move { em.emit("echo_event", json!({"hello": "wörld \"q\""})).await.unwrap() })
-        .await
-        .unwrap();
-    assert_eq!(c.expect_event("echoed", T).await.unwrap(), vec![json!({"hello": "wörld \"q\""})]);
+    tokio::spawn(async move {
+        em.emit("echo_event", json!({"hello": "wörld \"q\""}))
+            .await
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        c.expect_event("echoed", T).await.unwrap(),
+        vec![json!({"hello": "wörld \"q\""})]
+    );
 
     // nothing else queued
     assert_eq!(c.next(Duration::from_millis(100)).await, None);
@@ -142,18 +166,29 @@ async fn connect_error_from_middleware() {
 #[tokio::test]
 async fn legacy_error_then_disconnect_and_expect_event_keeps_order() {
     let addr = server(25_000).await;
-    let mut c = Client::connect(opts(addr, Some("legacy-bad"))).await.unwrap();
+    let mut c = Client::connect(opts(addr, Some("legacy-bad")))
+        .await
+        .unwrap();
     let err = c.expect_event("error", T).await.unwrap();
     assert_eq!(err[0]["code"], "TOKEN_EXPIRED");
     // the Connected before `error` is consumed by expect_event (sid kept); Disconnected is not lost
     assert!(c.sid().is_some());
     assert_eq!(c.next(T).await, Some(Incoming::Disconnected));
     // expect on a disconnected namespace fails fast, listing what it saw
-    let mut c = Client::connect(opts(addr, Some("legacy-bad"))).await.unwrap();
+    let mut c = Client::connect(opts(addr, Some("legacy-bad")))
+        .await
+        .unwrap();
     let t0 = std::time::Instant::now();
-    let e = c.expect_event("connected", T).await.unwrap_err().to_string();
+    let e = c
+        .expect_event("connected", T)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(t0.elapsed() < Duration::from_secs(2));
-    assert!(e.contains("TOKEN_EXPIRED") && e.contains("Disconnected"), "{e}");
+    assert!(
+        e.contains("TOKEN_EXPIRED") && e.contains("Disconnected"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -170,7 +205,10 @@ async fn server_disconnect_and_ack_on_closed() {
     c.send_raw("1").await.unwrap();
     assert_eq!(c.next(T).await, Some(Incoming::Closed));
     assert!(c.is_closed());
-    assert!(matches!(c.emit_with_ack("echo", json!(1), T).await, Err(Error::Closed)));
+    assert!(matches!(
+        c.emit_with_ack("echo", json!(1), T).await,
+        Err(Error::Closed)
+    ));
     assert!(matches!(c.emit("echo", json!(1)).await, Err(Error::Closed)));
     // repeated next after close is immediate
     assert_eq!(c.next(T).await, Some(Incoming::Closed));
@@ -183,7 +221,10 @@ async fn pongs_keep_the_session_alive_through_ping_rounds() {
     c.expect_event("connected", T).await.unwrap();
     // ~7 ping rounds: without PONGs the server would close after ~400 ms
     assert_eq!(c.next(Duration::from_millis(1500)).await, None);
-    assert_eq!(c.emit_with_ack("echo", json!(7), T).await.unwrap(), vec![json!(7)]);
+    assert_eq!(
+        c.emit_with_ack("echo", json!(7), T).await.unwrap(),
+        vec![json!(7)]
+    );
 }
 
 #[tokio::test]
@@ -192,7 +233,10 @@ async fn ack_timeout_and_raw_frames() {
     let mut c = Client::connect(opts(addr, Some("good"))).await.unwrap();
     c.expect_event("connected", T).await.unwrap();
     // no handler for this event: no ack -> bounded wait
-    let e = c.emit_with_ack("nobody_listens", json!(1), Duration::from_millis(200)).await.unwrap_err();
+    let e = c
+        .emit_with_ack("nobody_listens", json!(1), Duration::from_millis(200))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Timeout(_)), "{e}");
     // a raw, well-formed frame works
     c.send_raw(r#"42/im,5["echo","raw"]"#).await.unwrap();
@@ -223,7 +267,10 @@ async fn local_addr_binding_and_handler_mode() {
     assert!(matches!(first, Incoming::Connected { .. }), "{first:?}");
     let second = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
     assert_eq!(second.event_name(), Some("connected"));
-    assert_eq!(h.emit_with_ack("echo", json!(3), T).await.unwrap(), vec![json!(3)]);
+    assert_eq!(
+        h.emit_with_ack("echo", json!(3), T).await.unwrap(),
+        vec![json!(3)]
+    );
     h.close().await;
     let last = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
     assert_eq!(last, Incoming::Closed);
@@ -235,10 +282,13 @@ async fn connect_failures_are_bounded_errors() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     drop(l);
-    let e = Client::connect(ConnectOptions { base_url: format!("http://127.0.0.1:{port}"), ..Default::default() })
-        .await
-        .err()
-        .unwrap();
+    let e = Client::connect(ConnectOptions {
+        base_url: format!("http://127.0.0.1:{port}"),
+        ..Default::default()
+    })
+    .await
+    .err()
+    .unwrap();
     assert!(matches!(e, Error::Io(_)), "{e}");
     // plain HTTP server that is not socket.io: upgrade refused with a status
     let addr = server(25_000).await;
@@ -280,7 +330,9 @@ async fn raw_server(open: &'static str, pings: bool) -> SocketAddr {
                 ws.send(Message::text("9")).await.unwrap();
                 ws.send(Message::text(r#"42/other,["x"]"#)).await.unwrap();
                 ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
-                ws.send(Message::text(r#"40/im,{"sid":"S1"}"#)).await.unwrap();
+                ws.send(Message::text(r#"40/im,{"sid":"S1"}"#))
+                    .await
+                    .unwrap();
                 let mut pongs = 0;
                 loop {
                     if pings {
@@ -290,7 +342,9 @@ async fn raw_server(open: &'static str, pings: bool) -> SocketAddr {
                         Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "3" => {
                             pongs += 1;
                             if pongs == 3 {
-                                ws.send(Message::text(format!(r#"42/im,["pongs",{pongs}]"#))).await.unwrap();
+                                ws.send(Message::text(format!(r#"42/im,["pongs",{pongs}]"#)))
+                                    .await
+                                    .unwrap();
                             }
                         }
                         Ok(Some(Ok(_))) | Err(_) => {}
@@ -305,22 +359,39 @@ async fn raw_server(open: &'static str, pings: bool) -> SocketAddr {
 
 #[tokio::test]
 async fn answers_pings_and_ignores_garbage() {
-    let addr = raw_server(r#"0{"sid":"E1","upgrades":[],"pingInterval":100,"pingTimeout":100,"maxPayload":1000}"#, true).await;
-    let mut c = Client::connect(ConnectOptions { base_url: format!("http://{addr}"), ..Default::default() })
-        .await
-        .unwrap();
+    let addr = raw_server(
+        r#"0{"sid":"E1","upgrades":[],"pingInterval":100,"pingTimeout":100,"maxPayload":1000}"#,
+        true,
+    )
+    .await;
+    let mut c = Client::connect(ConnectOptions {
+        base_url: format!("http://{addr}"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert_eq!(c.engine_sid(), "E1");
-    assert_eq!(c.next(T).await, Some(Incoming::Connected { sid: "S1".into() }));
+    assert_eq!(
+        c.next(T).await,
+        Some(Incoming::Connected { sid: "S1".into() })
+    );
     assert_eq!(c.expect_event("pongs", T).await.unwrap(), vec![json!(3)]);
 }
 
 #[tokio::test]
 async fn silent_server_is_detected_by_the_ping_watchdog() {
     // pingInterval 100 + pingTimeout 100 (floored at 1 s by the client) and no ping ever
-    let addr = raw_server(r#"0{"sid":"E2","upgrades":[],"pingInterval":100,"pingTimeout":100,"maxPayload":1000}"#, false).await;
-    let mut c = Client::connect(ConnectOptions { base_url: format!("http://{addr}"), ..Default::default() })
-        .await
-        .unwrap();
+    let addr = raw_server(
+        r#"0{"sid":"E2","upgrades":[],"pingInterval":100,"pingTimeout":100,"maxPayload":1000}"#,
+        false,
+    )
+    .await;
+    let mut c = Client::connect(ConnectOptions {
+        base_url: format!("http://{addr}"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     c.expect_connected(T).await.unwrap();
     let t0 = std::time::Instant::now();
     assert_eq!(c.next(T).await, Some(Incoming::Closed));

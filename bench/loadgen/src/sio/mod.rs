@@ -140,7 +140,11 @@ pub enum Error {
     /// The connection is closed (before or while waiting).
     Closed,
     /// `expect_event` did not see the event; lists everything that arrived instead.
-    Unexpected { wanted: String, why: &'static str, seen: Vec<Incoming> },
+    Unexpected {
+        wanted: String,
+        why: &'static str,
+        seen: Vec<Incoming>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -154,7 +158,11 @@ impl fmt::Display for Error {
             Error::Timeout(m) => write!(f, "timeout: {m}"),
             Error::Closed => f.write_str("connection closed"),
             Error::Unexpected { wanted, why, seen } => {
-                write!(f, "expected event {wanted:?} but {why}; seen {} item(s)", seen.len())?;
+                write!(
+                    f,
+                    "expected event {wanted:?} but {why}; seen {} item(s)",
+                    seen.len()
+                )?;
                 for (i, s) in seen.iter().enumerate() {
                     write!(f, "\n  [{i}] {s}")?;
                 }
@@ -184,7 +192,9 @@ impl From<tungstenite::Error> for Error {
                     .unwrap_or_default(),
             },
             tungstenite::Error::Io(e) => Error::Io(e),
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Error::Closed,
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+                Error::Closed
+            }
             e => Error::WebSocket(e.to_string()),
         }
     }
@@ -205,7 +215,12 @@ impl Shared {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.sink.lock().await.send(Message::text(text)).await.map_err(Error::from)
+        self.sink
+            .lock()
+            .await
+            .send(Message::text(text))
+            .await
+            .map_err(Error::from)
     }
 }
 
@@ -273,7 +288,9 @@ pub fn websocket_url(opts: &ConnectOptions) -> Result<(String, String), Error> {
     } else if url.starts_with("https://") || url.starts_with("wss://") {
         return Err(Error::InvalidInput(format!("TLS is not supported: {url}")));
     } else {
-        return Err(Error::InvalidInput(format!("base_url must start with http:// or ws://: {url:?}")));
+        return Err(Error::InvalidInput(format!(
+            "base_url must start with http:// or ws://: {url:?}"
+        )));
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.is_empty() {
@@ -283,7 +300,11 @@ pub fn websocket_url(opts: &ConnectOptions) -> Result<(String, String), Error> {
         Some(i) => authority[i..].contains(':'),
         None => authority.contains(':'),
     };
-    let dial = if has_port { authority.to_owned() } else { format!("{authority}:80") };
+    let dial = if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
     let mut path = opts.path.clone();
     if !path.starts_with('/') {
         path.insert(0, '/');
@@ -304,9 +325,16 @@ async fn dial(addr: &str, local: Option<IpAddr>) -> Result<TcpStream, Error> {
         let res = match local {
             None => TcpStream::connect(sa).await,
             Some(ip) => {
-                let sock = if sa.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                let sock = if sa.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
                 if let Err(e) = sock.bind(SocketAddr::new(ip, 0)) {
-                    return Err(Error::Io(std::io::Error::new(e.kind(), format!("bind {ip}: {e}"))));
+                    return Err(Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("bind {ip}: {e}"),
+                    )));
                 }
                 sock.connect(sa).await
             }
@@ -319,13 +347,17 @@ async fn dial(addr: &str, local: Option<IpAddr>) -> Result<TcpStream, Error> {
             Err(e) => last = Some(e),
         }
     }
-    Err(last.map(Error::Io).unwrap_or_else(|| Error::InvalidInput(format!("{addr} resolves to nothing"))))
+    Err(last
+        .map(Error::Io)
+        .unwrap_or_else(|| Error::InvalidInput(format!("{addr} resolves to nothing"))))
 }
 
 fn ws_config() -> WebSocketConfig {
     // tungstenite allocates the read buffer eagerly (128 KiB by default): 4 KiB keeps ~20k
     // idle connections cheap. Writes are flushed per message anyway.
-    WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
 }
 
 impl Client {
@@ -362,18 +394,25 @@ impl Client {
         for (k, v) in &opts.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| Error::InvalidInput(format!("header name {k:?}: {e}")))?;
-            let value =
-                HeaderValue::from_str(v).map_err(|e| Error::InvalidInput(format!("header {k} value: {e}")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| Error::InvalidInput(format!("header {k} value: {e}")))?;
             req.headers_mut().append(name, value);
         }
-        let ns = if opts.namespace.is_empty() { "/".to_owned() } else { opts.namespace.clone() };
+        let ns = if opts.namespace.is_empty() {
+            "/".to_owned()
+        } else {
+            opts.namespace.clone()
+        };
         if !ns.starts_with('/') || ns.contains(',') {
-            return Err(Error::InvalidInput(format!("namespace must start with '/' and contain no ',': {ns:?}")));
+            return Err(Error::InvalidInput(format!(
+                "namespace must start with '/' and contain no ',': {ns:?}"
+            )));
         }
         let limit = opts.connect_timeout;
         let handshake = async {
             let stream = dial(&addr, opts.local_addr).await?;
-            let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config())).await?;
+            let (mut ws, _resp) =
+                tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config())).await?;
             // The first frame must be the Engine.IO OPEN packet.
             let open = loop {
                 match ws.next().await {
@@ -397,14 +436,19 @@ impl Client {
                     None => return Err(Error::Closed),
                 }
             };
-            let connect = packet::encode_frame(&Packet::Connect { ns: &ns, data: opts.auth.clone() });
+            let connect = packet::encode_frame(&Packet::Connect {
+                ns: &ns,
+                data: opts.auth.clone(),
+            });
             ws.send(Message::text(connect)).await?;
             Ok::<_, Error>((ws, open))
         };
         let (ws, open) = match tokio::time::timeout(limit, handshake).await {
             Ok(r) => r?,
             Err(_) => {
-                return Err(Error::Timeout(format!("connect to {url} did not complete within {limit:?}")));
+                return Err(Error::Timeout(format!(
+                    "connect to {url} did not complete within {limit:?}"
+                )));
             }
         };
         let (sink, stream) = ws.split();
@@ -423,7 +467,14 @@ impl Client {
             Duration::from_secs(3600)
         };
         let reader = tokio::spawn(read_loop(shared.clone(), stream, deliver, ping_deadline));
-        Ok(Client { em: Emitter { shared }, rx, pending: VecDeque::new(), sid: None, reader, open })
+        Ok(Client {
+            em: Emitter { shared },
+            rx,
+            pending: VecDeque::new(),
+            sid: None,
+            reader,
+            open,
+        })
     }
 
     /// The Engine.IO session id (from the OPEN packet).
@@ -479,9 +530,17 @@ impl Client {
     /// before the event is consumed (an event implies it; its sid stays available via
     /// [`Client::sid`]). Fails early on `Disconnected` / `ConnectError` / `Closed` (nothing more
     /// can come) and on timeout; the error lists every queued item, which all stay queued.
-    pub async fn expect_event(&mut self, name: &str, timeout: Duration) -> Result<Vec<Value>, Error> {
+    pub async fn expect_event(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, Error> {
         let found = self
-            .wait_for(timeout, name, |it| matches!(it, Incoming::Event { name: n, .. } if n == name))
+            .wait_for(
+                timeout,
+                name,
+                |it| matches!(it, Incoming::Event { name: n, .. } if n == name),
+            )
             .await?;
         // drop the Connected items queued before the event
         let mut i = 0;
@@ -504,7 +563,9 @@ impl Client {
     /// (`ConnectError`, `Disconnected`, `Closed`, timeout). Other items stay queued.
     pub async fn expect_connected(&mut self, timeout: Duration) -> Result<String, Error> {
         let idx = self
-            .wait_for(timeout, "<namespace connect>", |it| matches!(it, Incoming::Connected { .. }))
+            .wait_for(timeout, "<namespace connect>", |it| {
+                matches!(it, Incoming::Connected { .. })
+            })
             .await?;
         match self.pending.remove(idx) {
             Some(Incoming::Connected { sid }) => Ok(sid),
@@ -565,7 +626,9 @@ impl Client {
 
     /// A cloneable handle for emitting from other tasks.
     pub fn emitter(&self) -> Emitter {
-        Emitter { shared: self.em.shared.clone() }
+        Emitter {
+            shared: self.em.shared.clone(),
+        }
     }
 
     /// `42/im,["event",data]`
@@ -579,7 +642,12 @@ impl Client {
     }
 
     /// `42/im,<id>["event",data]` and waits up to `timeout` for `43/im,<id>[..]`; returns the ack args.
-    pub async fn emit_with_ack(&self, event: &str, data: Value, timeout: Duration) -> Result<Vec<Value>, Error> {
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        data: Value,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, Error> {
         self.emitter_ref().emit_with_ack(event, data, timeout).await
     }
 
@@ -590,7 +658,9 @@ impl Client {
         args: Vec<Value>,
         timeout: Duration,
     ) -> Result<Vec<Value>, Error> {
-        self.emitter_ref().emit_with_ack_args(event, args, timeout).await
+        self.emitter_ref()
+            .emit_with_ack_args(event, args, timeout)
+            .await
     }
 
     /// Sends `text` as one WebSocket text frame, verbatim (an Engine.IO packet such as
@@ -606,7 +676,9 @@ impl Client {
     /// Client-side disconnect: `41/im,`, then a WebSocket close, then waits (≤1 s) for the
     /// server's close before dropping the connection.
     pub async fn close(mut self) {
-        let frame = packet::encode_frame(&Packet::Disconnect { ns: &self.em.shared.ns });
+        let frame = packet::encode_frame(&Packet::Disconnect {
+            ns: &self.em.shared.ns,
+        });
         let shared = self.em.shared.clone();
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let mut sink = shared.sink.lock().await;
@@ -624,18 +696,33 @@ impl Emitter {
     /// `42/im,["event",data]`
     pub async fn emit(&self, event: &str, data: Value) -> Result<(), Error> {
         self.shared
-            .send_text(packet::encode_event_frame(&self.shared.ns, None, event, &data))
+            .send_text(packet::encode_event_frame(
+                &self.shared.ns,
+                None,
+                event,
+                &data,
+            ))
             .await
     }
 
     /// `42/im,["event",arg1,arg2,..]` (any number of arguments, including none).
     pub async fn emit_args(&self, event: &str, args: Vec<Value>) -> Result<(), Error> {
-        let p = Packet::Event { ns: &self.shared.ns, id: None, name: event.into(), args };
+        let p = Packet::Event {
+            ns: &self.shared.ns,
+            id: None,
+            name: event.into(),
+            args,
+        };
         self.shared.send_text(packet::encode_frame(&p)).await
     }
 
     /// `42/im,<id>["event",data]` and waits up to `timeout` for `43/im,<id>[..]`; returns the ack args.
-    pub async fn emit_with_ack(&self, event: &str, data: Value, timeout: Duration) -> Result<Vec<Value>, Error> {
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        data: Value,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, Error> {
         let (id, rx) = self.register_ack()?;
         let frame = packet::encode_event_frame(&self.shared.ns, Some(id), event, &data);
         self.finish_ack(id, frame, rx, event, timeout).await
@@ -649,8 +736,14 @@ impl Emitter {
         timeout: Duration,
     ) -> Result<Vec<Value>, Error> {
         let (id, rx) = self.register_ack()?;
-        let p = Packet::Event { ns: &self.shared.ns, id: Some(id), name: event.into(), args };
-        self.finish_ack(id, packet::encode_frame(&p), rx, event, timeout).await
+        let p = Packet::Event {
+            ns: &self.shared.ns,
+            id: Some(id),
+            name: event.into(),
+            args,
+        };
+        self.finish_ack(id, packet::encode_frame(&p), rx, event, timeout)
+            .await
     }
 
     fn register_ack(&self) -> Result<(u64, oneshot::Receiver<Vec<Value>>), Error> {
@@ -680,7 +773,9 @@ impl Emitter {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(args)) => Ok(args),
                 Ok(Err(_)) => Err(Error::Closed),
-                Err(_) => Err(Error::Timeout(format!("no ack for {event:?} (id {id}) within {timeout:?}"))),
+                Err(_) => Err(Error::Timeout(format!(
+                    "no ack for {event:?} (id {id}) within {timeout:?}"
+                ))),
             }
         }
         .await;
@@ -702,7 +797,12 @@ impl Emitter {
     }
 }
 
-async fn read_loop(shared: Arc<Shared>, mut stream: SplitStream<Ws>, mut deliver: Deliver, ping_deadline: Duration) {
+async fn read_loop(
+    shared: Arc<Shared>,
+    mut stream: SplitStream<Ws>,
+    mut deliver: Deliver,
+    ping_deadline: Duration,
+) {
     let watchdog = tokio::time::sleep(ping_deadline);
     tokio::pin!(watchdog);
     loop {
@@ -718,7 +818,9 @@ async fn read_loop(shared: Arc<Shared>, mut stream: SplitStream<Ws>, mut deliver
         };
         match packet::decode_eio(text.as_str()) {
             Ok(packet::EioPacket::Ping(data)) => {
-                watchdog.as_mut().reset(tokio::time::Instant::now() + ping_deadline);
+                watchdog
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + ping_deadline);
                 let pong = format!("3{data}");
                 // Don't wait behind an emitter holding the sink: never stall the read side.
                 match shared.sink.try_lock() {
@@ -740,7 +842,10 @@ async fn read_loop(shared: Arc<Shared>, mut stream: SplitStream<Ws>, mut deliver
                         let _ = tx.send(args);
                     }
                 }
-                Ok(Packet::Event { name, args, .. }) => deliver.push(Incoming::Event { name: name.into_owned(), args }),
+                Ok(Packet::Event { name, args, .. }) => deliver.push(Incoming::Event {
+                    name: name.into_owned(),
+                    args,
+                }),
                 Ok(Packet::Connect { data, .. }) => {
                     let sid = data
                         .as_ref()
@@ -772,13 +877,22 @@ mod tests {
 
     #[test]
     fn url_building() {
-        let mut o = ConnectOptions { base_url: "http://127.0.0.1:3000".into(), ..Default::default() };
+        let mut o = ConnectOptions {
+            base_url: "http://127.0.0.1:3000".into(),
+            ..Default::default()
+        };
         assert_eq!(
             websocket_url(&o).unwrap(),
-            ("ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket".into(), "127.0.0.1:3000".into())
+            (
+                "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket".into(),
+                "127.0.0.1:3000".into()
+            )
         );
         o.base_url = "http://localhost/".into();
-        o.query = vec![("token".into(), "a b+c/=&é".into()), ("x".into(), "".into())];
+        o.query = vec![
+            ("token".into(), "a b+c/=&é".into()),
+            ("x".into(), "".into()),
+        ];
         assert_eq!(
             websocket_url(&o).unwrap(),
             (
@@ -789,7 +903,10 @@ mod tests {
         o.base_url = "ws://[::1]:8080/ignored".into();
         o.query.clear();
         o.path = "custom".into();
-        assert_eq!(websocket_url(&o).unwrap().0, "ws://[::1]:8080/custom?EIO=4&transport=websocket");
+        assert_eq!(
+            websocket_url(&o).unwrap().0,
+            "ws://[::1]:8080/custom?EIO=4&transport=websocket"
+        );
         assert_eq!(websocket_url(&o).unwrap().1, "[::1]:8080");
         o.base_url = "https://x".into();
         assert!(websocket_url(&o).is_err());
@@ -815,7 +932,10 @@ mod tests {
             why: "the wait timed out",
             seen: vec![
                 Incoming::Connected { sid: "s1".into() },
-                Incoming::Event { name: "error".into(), args: vec![serde_json::json!({"code":"TOKEN_MISSING"})] },
+                Incoming::Event {
+                    name: "error".into(),
+                    args: vec![serde_json::json!({"code":"TOKEN_MISSING"})],
+                },
                 Incoming::Disconnected,
             ],
         };

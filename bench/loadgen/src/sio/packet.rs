@@ -48,7 +48,10 @@ pub fn decode_eio(frame: &str) -> Result<EioPacket<'_>, DecodeError> {
         return err("empty Engine.IO frame");
     };
     if !first.is_ascii() {
-        return err(format!("unknown Engine.IO packet type in {:?}", preview(frame)));
+        return err(format!(
+            "unknown Engine.IO packet type in {:?}",
+            preview(frame)
+        ));
     }
     let rest = &frame[1..]; // safe: the first byte is ASCII, so 1 is a char boundary
     Ok(match first {
@@ -59,7 +62,12 @@ pub fn decode_eio(frame: &str) -> Result<EioPacket<'_>, DecodeError> {
         b'4' => EioPacket::Message(rest),
         b'5' => EioPacket::Upgrade,
         b'6' => EioPacket::Noop,
-        _ => return err(format!("unknown Engine.IO packet type in {:?}", preview(frame))),
+        _ => {
+            return err(format!(
+                "unknown Engine.IO packet type in {:?}",
+                preview(frame)
+            ));
+        }
     })
 }
 
@@ -75,8 +83,12 @@ pub struct EngineOpen {
 
 /// Parses the JSON of an OPEN packet (what follows the leading `0`).
 pub fn decode_open(json: &str) -> Result<EngineOpen, DecodeError> {
-    let v: Value = serde_json::from_str(json)
-        .map_err(|e| DecodeError(format!("OPEN packet is not JSON ({e}): {:?}", preview(json))))?;
+    let v: Value = serde_json::from_str(json).map_err(|e| {
+        DecodeError(format!(
+            "OPEN packet is not JSON ({e}): {:?}",
+            preview(json)
+        ))
+    })?;
     let Some(sid) = v.get("sid").and_then(Value::as_str) else {
         return err(format!("OPEN packet without sid: {:?}", preview(json)));
     };
@@ -86,7 +98,11 @@ pub fn decode_open(json: &str) -> Result<EngineOpen, DecodeError> {
         upgrades: v
             .get("upgrades")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default(),
         ping_interval_ms: num("pingInterval"),
         ping_timeout_ms: num("pingTimeout"),
@@ -102,9 +118,18 @@ pub enum Packet<'a> {
     /// `1[/ns,]`
     Disconnect { ns: &'a str },
     /// `2[/ns,][id]["name",args..]`
-    Event { ns: &'a str, id: Option<u64>, name: Cow<'a, str>, args: Vec<Value> },
+    Event {
+        ns: &'a str,
+        id: Option<u64>,
+        name: Cow<'a, str>,
+        args: Vec<Value>,
+    },
     /// `3[/ns,]id[args..]`
-    Ack { ns: &'a str, id: u64, args: Vec<Value> },
+    Ack {
+        ns: &'a str,
+        id: u64,
+        args: Vec<Value>,
+    },
     /// `4[/ns,]{"message":..,"data":..}` (v5 payload is an object; older servers send a string)
     ConnectError { ns: &'a str, data: Value },
 }
@@ -160,14 +185,14 @@ pub fn decode(s: &str) -> Result<Packet<'_>, DecodeError> {
     } else {
         None
     };
-    let payload = if rest.is_empty() {
-        None
-    } else {
-        Some(
-            serde_json::from_str::<Value>(rest)
-                .map_err(|e| DecodeError(format!("invalid JSON payload ({e}) in {:?}", preview(s))))?,
-        )
-    };
+    let payload =
+        if rest.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str::<Value>(rest).map_err(|e| {
+                DecodeError(format!("invalid JSON payload ({e}) in {:?}", preview(s)))
+            })?)
+        };
     match ty {
         b'0' => {
             if id.is_some() {
@@ -175,7 +200,10 @@ pub fn decode(s: &str) -> Result<Packet<'_>, DecodeError> {
             }
             match payload {
                 None | Some(Value::Object(_)) => Ok(Packet::Connect { ns, data: payload }),
-                Some(_) => err(format!("CONNECT payload must be an object: {:?}", preview(s))),
+                Some(_) => err(format!(
+                    "CONNECT payload must be an object: {:?}",
+                    preview(s)
+                )),
             }
         }
         b'1' => match (id, payload) {
@@ -189,9 +217,17 @@ pub fn decode(s: &str) -> Result<Packet<'_>, DecodeError> {
                     Value::Number(n) => n.to_string(),
                     _ => return err(format!("EVENT without a name: {:?}", preview(s))),
                 };
-                Ok(Packet::Event { ns, id, name: Cow::Owned(name), args: arr })
+                Ok(Packet::Event {
+                    ns,
+                    id,
+                    name: Cow::Owned(name),
+                    args: arr,
+                })
             }
-            _ => err(format!("EVENT payload must be a non-empty array: {:?}", preview(s))),
+            _ => err(format!(
+                "EVENT payload must be a non-empty array: {:?}",
+                preview(s)
+            )),
         },
         b'3' => match (id, payload) {
             (Some(id), Some(Value::Array(args))) => Ok(Packet::Ack { ns, id, args }),
@@ -199,8 +235,13 @@ pub fn decode(s: &str) -> Result<Packet<'_>, DecodeError> {
             _ => err(format!("ACK payload must be an array: {:?}", preview(s))),
         },
         b'4' => match (id, payload) {
-            (None, Some(data @ (Value::Object(_) | Value::String(_)))) => Ok(Packet::ConnectError { ns, data }),
-            _ => err(format!("CONNECT_ERROR payload must be an object: {:?}", preview(s))),
+            (None, Some(data @ (Value::Object(_) | Value::String(_)))) => {
+                Ok(Packet::ConnectError { ns, data })
+            }
+            _ => err(format!(
+                "CONNECT_ERROR payload must be an object: {:?}",
+                preview(s)
+            )),
         },
         _ => unreachable!(),
     }
@@ -318,7 +359,12 @@ mod tests {
     use serde_json::json;
 
     fn ev<'a>(ns: &'a str, id: Option<u64>, name: &'a str, args: Vec<Value>) -> Packet<'a> {
-        Packet::Event { ns, id, name: Cow::Borrowed(name), args }
+        Packet::Event {
+            ns,
+            id,
+            name: Cow::Borrowed(name),
+            args,
+        }
     }
 
     #[test]
@@ -330,7 +376,10 @@ mod tests {
         assert_eq!(decode_eio("6").unwrap(), EioPacket::Noop);
         assert_eq!(decode_eio("5").unwrap(), EioPacket::Upgrade);
         assert_eq!(decode_eio("40/im,").unwrap(), EioPacket::Message("0/im,"));
-        assert_eq!(decode_eio(r#"0{"sid":"x"}"#).unwrap(), EioPacket::Open(r#"{"sid":"x"}"#));
+        assert_eq!(
+            decode_eio(r#"0{"sid":"x"}"#).unwrap(),
+            EioPacket::Open(r#"{"sid":"x"}"#)
+        );
         assert!(decode_eio("").is_err());
         assert!(decode_eio("9").is_err());
         assert!(decode_eio("é").is_err());
@@ -353,22 +402,70 @@ mod tests {
 
     #[test]
     fn connect_shapes() {
-        assert_eq!(decode("0/im,").unwrap(), Packet::Connect { ns: "/im", data: None });
-        assert_eq!(decode("0/im").unwrap(), Packet::Connect { ns: "/im", data: None });
-        assert_eq!(decode("0").unwrap(), Packet::Connect { ns: "/", data: None });
+        assert_eq!(
+            decode("0/im,").unwrap(),
+            Packet::Connect {
+                ns: "/im",
+                data: None
+            }
+        );
+        assert_eq!(
+            decode("0/im").unwrap(),
+            Packet::Connect {
+                ns: "/im",
+                data: None
+            }
+        );
+        assert_eq!(
+            decode("0").unwrap(),
+            Packet::Connect {
+                ns: "/",
+                data: None
+            }
+        );
         assert_eq!(
             decode(r#"0/im,{"sid":"abc"}"#).unwrap(),
-            Packet::Connect { ns: "/im", data: Some(json!({"sid":"abc"})) }
+            Packet::Connect {
+                ns: "/im",
+                data: Some(json!({"sid":"abc"}))
+            }
         );
-        assert_eq!(decode(r#"0{"sid":"r"}"#).unwrap(), Packet::Connect { ns: "/", data: Some(json!({"sid":"r"})) });
-        // encoder
-        assert_eq!(encode(&Packet::Connect { ns: "/im", data: None }), "0/im,");
-        assert_eq!(encode(&Packet::Connect { ns: "/", data: None }), "0");
         assert_eq!(
-            encode_frame(&Packet::Connect { ns: "/im", data: Some(json!({"token":"a.b.c"})) }),
+            decode(r#"0{"sid":"r"}"#).unwrap(),
+            Packet::Connect {
+                ns: "/",
+                data: Some(json!({"sid":"r"}))
+            }
+        );
+        // encoder
+        assert_eq!(
+            encode(&Packet::Connect {
+                ns: "/im",
+                data: None
+            }),
+            "0/im,"
+        );
+        assert_eq!(
+            encode(&Packet::Connect {
+                ns: "/",
+                data: None
+            }),
+            "0"
+        );
+        assert_eq!(
+            encode_frame(&Packet::Connect {
+                ns: "/im",
+                data: Some(json!({"token":"a.b.c"}))
+            }),
             r#"40/im,{"token":"a.b.c"}"#
         );
-        assert_eq!(encode(&Packet::Connect { ns: "/", data: Some(json!({"token":"t"})) }), r#"0{"token":"t"}"#);
+        assert_eq!(
+            encode(&Packet::Connect {
+                ns: "/",
+                data: Some(json!({"token":"t"}))
+            }),
+            r#"0{"token":"t"}"#
+        );
         assert!(decode("0/im,[1]").is_err());
         assert!(decode("0/im,\"x\"").is_err());
     }
@@ -377,17 +474,29 @@ mod tests {
     fn connect_error_shapes() {
         assert_eq!(
             decode(r#"4/im,{"message":"TOKEN_MISSING"}"#).unwrap(),
-            Packet::ConnectError { ns: "/im", data: json!({"message":"TOKEN_MISSING"}) }
+            Packet::ConnectError {
+                ns: "/im",
+                data: json!({"message":"TOKEN_MISSING"})
+            }
         );
         assert_eq!(
             decode(r#"4{"message":"x","data":{"code":"A"}}"#).unwrap(),
-            Packet::ConnectError { ns: "/", data: json!({"message":"x","data":{"code":"A"}}) }
+            Packet::ConnectError {
+                ns: "/",
+                data: json!({"message":"x","data":{"code":"A"}})
+            }
         );
         assert_eq!(
             decode(r#"4/im,"Invalid namespace""#).unwrap(),
-            Packet::ConnectError { ns: "/im", data: json!("Invalid namespace") }
+            Packet::ConnectError {
+                ns: "/im",
+                data: json!("Invalid namespace")
+            }
         );
-        let p = Packet::ConnectError { ns: "/im", data: json!({"message":"M"}) };
+        let p = Packet::ConnectError {
+            ns: "/im",
+            data: json!({"message":"M"}),
+        };
         assert_eq!(decode(&encode(&p)).unwrap(), p);
         assert!(decode("4/im,").is_err());
         assert!(decode("4/im,[1]").is_err());
@@ -410,7 +519,10 @@ mod tests {
             decode(r#"2/im,["connected",{"userId":1}]"#).unwrap(),
             ev("/im", None, "connected", vec![json!({"userId":1})])
         );
-        assert_eq!(decode(r#"2/im,12["ping"]"#).unwrap(), ev("/im", Some(12), "ping", vec![]));
+        assert_eq!(
+            decode(r#"2/im,12["ping"]"#).unwrap(),
+            ev("/im", Some(12), "ping", vec![])
+        );
         assert_eq!(
             decode(r#"2["a",1,"two",null]"#).unwrap(),
             ev("/", None, "a", vec![json!(1), json!("two"), Value::Null])
@@ -420,9 +532,19 @@ mod tests {
         assert!(decode("2/im").is_err());
         // encoder round trips
         for p in [
-            ev("/im", None, "send_message", vec![json!({"to":2,"content":"hi, \"you\" ☃"})]),
+            ev(
+                "/im",
+                None,
+                "send_message",
+                vec![json!({"to":2,"content":"hi, \"you\" ☃"})],
+            ),
             ev("/im", Some(0), "a", vec![]),
-            ev("/im", Some(18446744073709551615), "big", vec![json!([1, 2]), json!("s")]),
+            ev(
+                "/im",
+                Some(18446744073709551615),
+                "big",
+                vec![json!([1, 2]), json!("s")],
+            ),
             ev("/", Some(3), "root", vec![json!(true)]),
         ] {
             let s = encode(&p);
@@ -432,22 +554,46 @@ mod tests {
             encode_frame(&ev("/im", Some(12), "send_message", vec![json!({"to":2})])),
             r#"42/im,12["send_message",{"to":2}]"#
         );
-        assert_eq!(encode_event_frame("/im", None, "e", &json!({"a":1})), r#"42/im,["e",{"a":1}]"#);
-        assert_eq!(encode_event_frame("/", Some(4), "e", &Value::Null), r#"424["e",null]"#);
+        assert_eq!(
+            encode_event_frame("/im", None, "e", &json!({"a":1})),
+            r#"42/im,["e",{"a":1}]"#
+        );
+        assert_eq!(
+            encode_event_frame("/", Some(4), "e", &Value::Null),
+            r#"424["e",null]"#
+        );
     }
 
     #[test]
     fn ack_shapes() {
         assert_eq!(
             decode(r#"3/im,12[{"ok":true,"id":5}]"#).unwrap(),
-            Packet::Ack { ns: "/im", id: 12, args: vec![json!({"ok":true,"id":5})] }
+            Packet::Ack {
+                ns: "/im",
+                id: 12,
+                args: vec![json!({"ok":true,"id":5})]
+            }
         );
-        assert_eq!(decode("30[]").unwrap(), Packet::Ack { ns: "/", id: 0, args: vec![] });
-        let p = Packet::Ack { ns: "/im", id: 99, args: vec![json!(1), json!({"x":"y"})] };
+        assert_eq!(
+            decode("30[]").unwrap(),
+            Packet::Ack {
+                ns: "/",
+                id: 0,
+                args: vec![]
+            }
+        );
+        let p = Packet::Ack {
+            ns: "/im",
+            id: 99,
+            args: vec![json!(1), json!({"x":"y"})],
+        };
         assert_eq!(encode(&p), r#"3/im,99[1,{"x":"y"}]"#);
         assert_eq!(decode(&encode(&p)).unwrap(), p);
         assert!(decode(r#"3/im,[1]"#).is_err(), "ack without id");
-        assert!(decode(r#"3/im,5{"a":1}"#).is_err(), "ack payload not an array");
+        assert!(
+            decode(r#"3/im,5{"a":1}"#).is_err(),
+            "ack payload not an array"
+        );
         assert!(decode(r#"3/im,5"#).is_err(), "ack without payload");
     }
 
@@ -486,6 +632,9 @@ mod tests {
         let long = format!("2/im,{}", "é".repeat(500));
         assert!(decode(&long).is_err());
         // numeric event names are tolerated (socket.io allows them)
-        assert_eq!(decode("2[1,2]").unwrap(), ev("/", None, "1", vec![json!(2)]));
+        assert_eq!(
+            decode("2[1,2]").unwrap(),
+            ev("/", None, "1", vec![json!(2)])
+        );
     }
 }
