@@ -1,0 +1,314 @@
+// Shared harness for the JS suite: start/stop a real im-server, log in, sign JWTs,
+// record socket events, and bounded waits so a run always ends by itself.
+
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { io as ioV4 } from "socket.io-client";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** socket.io-client 2.5.0 (Engine.IO v3), installed under an npm alias. */
+export const ioV2 = require("socket.io-client-v2");
+
+export const SERVER_BIN = resolve(
+  here,
+  process.env.IM_SERVER_BIN || "../../target/debug/im-server",
+);
+export const JWT_SECRET = "js-suite-secret-0123456789abcdefghij";
+export const ADMIN = { username: "admin", password: "admin123", id: 1, type: "admin" };
+export const KEFU = { username: "kefu1", password: "kefu123", id: 2, type: "kefu" };
+
+const STARTUP_MS = 30_000;
+
+// Config the suite must not inherit from the caller's shell: every server starts from the
+// contract's defaults plus the overrides a test asks for.
+const INHERITED_CONFIG = /^(IM_.*|PORT|HOST|DATABASE_URL|REDIS_URL|JWT_SECRET|FRONTEND_URL|NODE_ENV)$/;
+
+/**
+ * Start `im-server serve` in a fresh temp dir with its own SQLite file.
+ * `env` adds or overrides variables (a value of `undefined` removes one).
+ * Resolves once the "listening on" line is printed.
+ */
+export async function startServer(env = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "im-js-"));
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !INHERITED_CONFIG.test(k)),
+  );
+  const fullEnv = {
+    ...base,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: `sqlite://${dir}/im.db?mode=rwc`,
+    JWT_SECRET,
+    RUST_LOG: "info",
+    ...env,
+  };
+  for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
+
+  const child = spawn(SERVER_BIN, ["serve"], {
+    cwd: dir,
+    env: fullEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((res) => child.once("exit", (code, signal) => res({ code, signal })));
+
+  const port = await new Promise((res, rej) => {
+    const timer = setTimeout(
+      () => rej(new Error(`server did not print its URL within ${STARTUP_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`)),
+      STARTUP_MS,
+    );
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      const m = stdout.match(/listening on http:\/\/[^\s:]+:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        res(Number(m[1]));
+      }
+    });
+    child.once("error", (e) => {
+      clearTimeout(timer);
+      rej(e);
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      rej(new Error(`server exited (${code ?? signal}) before listening\nstdout: ${stdout}\nstderr: ${stderr}`));
+    });
+  });
+
+  const url = `http://127.0.0.1:${port}`;
+  const server = {
+    port,
+    url,
+    im: `${url}/im`,
+    dir,
+    get stderr() {
+      return stderr;
+    },
+    get stdout() {
+      return stdout;
+    },
+    /** SIGTERM, wait for exit (SIGKILL after 10 s), remove the temp dir. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        const r = await exited;
+        clearTimeout(t);
+        server.exit = r;
+      } else {
+        server.exit = await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return server.exit;
+    },
+    login: (user = ADMIN, extra = {}) => login(url, user, extra),
+    loginToken: async (user = ADMIN) => {
+      const r = await login(url, user);
+      if (r.status !== 200) throw new Error(`login ${user.username} -> ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body.data.token;
+    },
+    logout: (token) => http(url, "POST", "/auth/logout", { token }),
+    http: (method, path, opts) => http(url, method, path, opts),
+  };
+  return server;
+}
+
+/** JSON HTTP request; returns {status, body, headers}. */
+export async function http(base, method, path, { token, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  if (body !== undefined) h["content-type"] = "application/json";
+  const res = await fetch(base + path, {
+    method,
+    headers: h,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+export function login(base, user = ADMIN, extra = {}) {
+  return http(base, "POST", "/auth/login", {
+    body: { username: user.username, password: user.password, ...extra },
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// JWT helpers (no dependency): sign with HMAC, or alg "none".
+
+const b64url = (buf) => Buffer.from(buf).toString("base64url");
+
+export function signJwt(payload, secret, alg = "HS256") {
+  const header = { alg, typ: "JWT" };
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
+  if (alg === "none") return `${input}.`;
+  const hash = { HS256: "sha256", HS384: "sha384", HS512: "sha512" }[alg];
+  if (!hash) throw new Error(`signJwt: unsupported alg ${alg}`);
+  return `${input}.${createHmac(hash, secret).update(input).digest("base64url")}`;
+}
+
+export function decodeJwt(token) {
+  const [h, p] = token.split(".");
+  return {
+    header: JSON.parse(Buffer.from(h, "base64url").toString()),
+    payload: JSON.parse(Buffer.from(p, "base64url").toString()),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Sockets: connect, record every event in order, bounded waits.
+
+/** A socket.io-client 4.x socket to /im that never reconnects by itself. */
+export function connectV4(server, opts = {}) {
+  return ioV4(server.im, { reconnection: false, forceNew: true, timeout: 5000, ...opts });
+}
+
+/** A socket.io-client 2.x socket to /im that never reconnects by itself. */
+export function connectV2(server, opts = {}) {
+  return ioV2(server.im, { reconnection: false, forceNew: true, timeout: 5000, ...opts });
+}
+
+const LIFECYCLE = ["connect", "connect_error", "disconnect"];
+
+/**
+ * Record every event a socket sees, in order: lifecycle events and (v4: through onAny,
+ * v2: through the known names) every server event. Returns {events, waitFor, names}.
+ */
+export function record(socket, { extraNames = [] } = {}) {
+  const events = [];
+  const waiters = [];
+  const push = (name, args) => {
+    events.push({ name, args, at: Date.now() });
+    for (const w of [...waiters]) w();
+  };
+  for (const name of LIFECYCLE) socket.on(name, (...args) => push(name, args));
+  if (typeof socket.onAny === "function") {
+    socket.onAny((name, ...args) => push(name, args));
+  } else {
+    // 2.x has no onAny: listen to the names the server can send.
+    for (const name of ["error", "connected", "token_expiring", "message", "presence", ...extraNames])
+      socket.on(name, (...args) => push(name, args));
+  }
+  const rec = {
+    events,
+    names: () => events.map((e) => e.name),
+    /** Resolve with the first recorded event matching `name` (and pred), or reject after ms. */
+    waitFor(name, ms = 5000, pred = () => true) {
+      const find = () => events.find((e) => e.name === name && pred(...e.args));
+      const hit = find();
+      if (hit) return Promise.resolve(hit);
+      return new Promise((res, rej) => {
+        const w = () => {
+          const e = find();
+          if (e) {
+            clearTimeout(t);
+            waiters.splice(waiters.indexOf(w), 1);
+            res(e);
+          }
+        };
+        const t = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          rej(new Error(`timed out after ${ms} ms waiting for "${name}"; saw ${JSON.stringify(rec.names())} ${JSON.stringify(events.map((e) => e.args))}`));
+        }, ms);
+        waiters.push(w);
+      });
+    },
+  };
+  return rec;
+}
+
+/** Resolve with the args of the next `event` on an emitter, or reject after ms. */
+export function once(emitter, event, ms = 5000) {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => {
+      emitter.off(event, h);
+      rej(new Error(`timed out after ${ms} ms waiting for "${event}"`));
+    }, ms);
+    const h = (...args) => {
+      clearTimeout(t);
+      res(args);
+    };
+    emitter.once(event, h);
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Close sockets, ignoring ones already closed. */
+export function closeAll(...sockets) {
+  for (const s of sockets.flat()) {
+    try {
+      s?.close();
+    } catch {}
+  }
+}
+
+/** Connect with the given options and wait for `connected`; returns {socket, rec, info}. */
+export async function connectOk(server, opts = {}, { v2 = false, ms = 5000 } = {}) {
+  const socket = v2 ? connectV2(server, opts) : connectV4(server, opts);
+  const rec = record(socket);
+  try {
+    const ev = await rec.waitFor("connected", ms);
+    return { socket, rec, info: ev.args[0] };
+  } catch (e) {
+    socket.close();
+    throw e;
+  }
+}
+
+/**
+ * Connect expecting a legacy-mode refusal: waits for the `disconnect`, then a short quiet
+ * period so any stray event after it would be seen too. Returns the recorder.
+ */
+export async function connectRefusedLegacy(server, opts = {}, { v2 = false, ms = 5000, quietMs = 300 } = {}) {
+  const socket = v2 ? connectV2(server, opts) : connectV4(server, opts);
+  const rec = record(socket);
+  try {
+    await rec.waitFor("disconnect", ms);
+    await sleep(quietMs);
+    return { socket, rec };
+  } finally {
+    socket.close();
+  }
+}
+
+export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** Strip ANSI colour codes from log text. */
+export const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+/**
+ * Tokens a user could end up holding, built from a real login token's claims:
+ * signed with another secret, `alg: none`, expired an hour ago, and valid but with no
+ * `user_tokens` row (fresh jti, signed with the server's own secret).
+ */
+export function forgedTokens(realToken, secret = JWT_SECRET) {
+  const { payload } = decodeJwt(realToken);
+  const now = Math.floor(Date.now() / 1000);
+  const jti = () => createHmac("sha256", String(Math.random())).update(String(now)).digest("hex").slice(0, 32);
+  return {
+    garbage: "this-is-not-a-jwt",
+    otherSecret: signJwt(payload, "a-completely-different-secret-0123456789", "HS256"),
+    algNone: signJwt(payload, "", "none"),
+    expired: signJwt({ ...payload, iat: now - 7200, exp: now - 3600, jti: jti() }, secret, "HS256"),
+    notFound: signJwt({ ...payload, sub: "1", iat: now - 5, exp: now + 3600, jti: jti() }, secret, "HS256"),
+  };
+}
