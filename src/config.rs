@@ -237,6 +237,9 @@ pub struct DatabaseSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RedisSettings {
     pub url: Option<String>,
+    /// A node that stops renewing its presence lease for this long is considered dead: its
+    /// sockets drop out of presence, `/auth/online` and `/health` `nodes`.
+    pub lease_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -315,7 +318,10 @@ impl Default for Settings {
                 url: "sqlite://im.db?mode=rwc".into(),
                 max_connections: 16,
             },
-            redis: RedisSettings { url: None },
+            redis: RedisSettings {
+                url: None,
+                lease_secs: 15,
+            },
             auth: AuthSettings {
                 jwt_secret: None,
                 jwt_secret_encoding: SecretEncoding::Utf8,
@@ -652,6 +658,12 @@ impl Settings {
             redis::Client::open(url.as_str()).map_err(|e| {
                 ConfigError::new("redis.url", format!("not a valid Redis URL: {e}"))
             })?;
+        }
+        if self.redis.lease_secs < 2 {
+            return Err(ConfigError::new(
+                "redis.lease_secs",
+                "must be at least 2 seconds",
+            ));
         }
         if self.socketio.ping_interval_ms == 0 || self.socketio.ping_timeout_ms == 0 {
             return Err(ConfigError::new(

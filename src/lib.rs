@@ -12,9 +12,11 @@
 //! - [`realtime`]: `/im` handshake middleware, rooms, events, kicks, expiry timers.
 //! - [`http`]: the JSON API, one `router()` per module; the client-demo page.
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
+//! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or via Redis.
 //! - [`users`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`], [`state`].
 
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -23,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod net;
+pub mod presence;
 pub mod realtime;
 pub mod shutdown;
 pub mod startup;

@@ -5,6 +5,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +13,9 @@ use tokio::net::TcpListener;
 
 use crate::auth::jwt::Keys;
 use crate::config::{ConfigError, Settings, fingerprint};
+use crate::presence::Presence;
+use crate::presence::local::LocalPresence;
+use crate::presence::redis::RedisPresence;
 use crate::state::{AppState, StateParts};
 
 pub struct Application {
@@ -61,10 +65,24 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("{}:{port}", hostname()));
         let config_fingerprint = config_fingerprint(&settings, &keys);
+        let presence: Arc<dyn Presence> = match &settings.redis.url {
+            Some(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| ConfigError::new("redis.url", e.to_string()))?;
+                let lease = Duration::from_secs(settings.redis.lease_secs);
+                Arc::new(
+                    RedisPresence::start(client, node_id.clone(), lease)
+                        .await
+                        .map_err(|e| ConfigError::new("redis.url", format!("presence: {e:#}")))?,
+                )
+            }
+            None => Arc::new(LocalPresence::default()),
+        };
         let state = AppState::new(StateParts {
             settings,
             db,
             keys,
+            presence,
             node_id,
             config_fingerprint,
             dummy_hash,

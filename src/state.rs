@@ -9,6 +9,7 @@ use crate::auth::jwt::Keys;
 use crate::auth::limit::LoginLimiter;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::realtime::Hub;
 
 #[derive(Clone)]
@@ -20,6 +21,7 @@ struct Inner {
     keys: Keys,
     limiter: LoginLimiter,
     metrics: Metrics,
+    presence: Arc<dyn Presence>,
     node_id: String,
     config_fingerprint: String,
     started: Instant,
@@ -33,6 +35,7 @@ pub struct StateParts {
     pub settings: Settings,
     pub db: DatabaseConnection,
     pub keys: Keys,
+    pub presence: Arc<dyn Presence>,
     pub node_id: String,
     pub config_fingerprint: String,
     pub dummy_hash: String,
@@ -50,6 +53,7 @@ impl AppState {
             keys: p.keys,
             limiter,
             metrics: Metrics::new(),
+            presence: p.presence,
             node_id: p.node_id,
             config_fingerprint: p.config_fingerprint,
             started: Instant::now(),
@@ -72,6 +76,9 @@ impl AppState {
     }
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+    pub fn presence(&self) -> &Arc<dyn Presence> {
+        &self.0.presence
     }
     pub fn node_id(&self) -> &str {
         &self.0.node_id

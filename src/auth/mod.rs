@@ -5,6 +5,7 @@
 //! never reaches back. Only [`authenticate`] writes the per-handshake log line. `diagnose` runs
 //! the same steps without stopping at the first failure.
 
+pub mod diagnose;
 pub mod jwt;
 pub mod limit;
 pub mod password;
@@ -66,20 +67,29 @@ pub async fn authenticate(state: &AppState, req: &AuthRequest<'_>) -> Result<Ses
         .map(|ip| ip.to_string())
         .unwrap_or_default();
     let origin = net::header(req.parts, "origin").unwrap_or("-");
-    let user_id = result.as_ref().ok().map(|s| s.user.id);
-    let token_fp = found.as_ref().map(|f| f.token.fingerprint());
+    let user_id = result
+        .as_ref()
+        .ok()
+        .map(|s| s.user.id.to_string())
+        .unwrap_or_else(|| "-".into());
+    let token_fp = found
+        .as_ref()
+        .map(|f| f.token.fingerprint())
+        .unwrap_or_else(|| "-".into());
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     let transport = req.transport.as_str();
     match &result {
         Err(e) if e.code.is_server_fault() => tracing::error!(
-            target: "im_server::handshake", transport, source, verdict, user_id, token = token_fp,
-            elapsed_ms, client, origin,
+            target: "im_server::handshake", transport = %transport, source = %source,
+            verdict = %verdict, user_id = %user_id, token = %token_fp,
+            elapsed_ms = %format!("{elapsed_ms:.2}"), client = %client, origin = %origin,
             error = e.source.as_ref().map(|s| format!("{s:#}")),
             "auth {verdict}"
         ),
         _ => tracing::info!(
-            target: "im_server::handshake", transport, source, verdict, user_id, token = token_fp,
-            elapsed_ms, client, origin, "auth {verdict}"
+            target: "im_server::handshake", transport = %transport, source = %source,
+            verdict = %verdict, user_id = %user_id, token = %token_fp,
+            elapsed_ms = %format!("{elapsed_ms:.2}"), client = %client, origin = %origin, "auth {verdict}"
         ),
     }
     if req.transport != Transport::Http {

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/validate", get(validate))
         .route("/auth/session", get(session))
         .route("/auth/heartbeat", post(heartbeat))
+        .route("/auth/online", get(online))
 }
 
 #[derive(Deserialize)]
@@ -238,5 +239,49 @@ async fn heartbeat(
     Ok(Reply::ok(
         "Heartbeat recorded",
         serde_json::json!({ "last_used_at": iso(now), "expires_at": iso(session.expires_at) }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct OnlineQuery {
+    user_type: Option<String>,
+}
+
+/// Users with at least one socket on any node, with their socket counts.
+async fn online(
+    State(state): State<AppState>,
+    AuthSession(_caller): AuthSession,
+    super::extract::ApiQuery(q): super::extract::ApiQuery<OnlineQuery>,
+) -> Result<Reply<serde_json::Value>, AppError> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let online = state
+        .presence()
+        .online_users()
+        .await
+        .map_err(|e| AppError::internal(e.context("presence lookup failed")))?;
+    let ids: Vec<i64> = online.iter().map(|o| o.user_id).collect();
+    let mut find = entity::users::Entity::find().filter(entity::users::Column::Id.is_in(ids));
+    if let Some(t) = q.user_type.as_deref().filter(|t| !t.is_empty()) {
+        find = find.filter(entity::users::Column::UserType.eq(t));
+    }
+    let users = find.all(state.db()).await?;
+    let mut list: Vec<serde_json::Value> = users
+        .iter()
+        .filter_map(|u| {
+            let o = online.iter().find(|o| o.user_id == u.id)?;
+            Some(serde_json::json!({
+                "id": u.id,
+                "username": u.username,
+                "user_type": u.user_type,
+                "display_name": u.display_name,
+                "sockets": o.sockets,
+                "since": iso(o.since),
+            }))
+        })
+        .collect();
+    list.sort_by_key(|v| v["id"].as_i64());
+    Ok(Reply::ok(
+        "Online users",
+        serde_json::json!({ "users": list }),
     ))
 }

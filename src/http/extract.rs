@@ -7,8 +7,9 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{self, AuthRequest, Session, Transport};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
+use sha2::Digest;
 
 /// An authenticated caller (Bearer header, or any enabled source).
 pub struct AuthSession(pub Session);
@@ -57,5 +58,57 @@ fn inner(r: &JsonRejection) -> String {
     match text.split_once(": ") {
         Some((_, rest)) => rest.to_string(),
         None => text,
+    }
+}
+
+/// A caller holding `server.api_key` in `X-Api-Key` (server-to-server routes).
+/// Missing: 401 `TOKEN_MISSING`; wrong, or no key configured: 403 `FORBIDDEN`.
+pub struct ApiKey;
+
+impl FromRequestParts<AppState> for ApiKey {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let given = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                AppError::with_message(
+                    ErrorCode::TokenMissing,
+                    "Send the API key in the X-Api-Key header.",
+                )
+            })?;
+        let Some(key) = &state.settings().server.api_key else {
+            return Err(AppError::with_message(
+                ErrorCode::Forbidden,
+                "The server API is off: set server.api_key (IM_SERVER__API_KEY) to enable it.",
+            ));
+        };
+        // Compare digests, so the time taken says nothing about how much of the key matched.
+        if sha2::Sha256::digest(given.as_bytes()) == sha2::Sha256::digest(key.expose().as_bytes()) {
+            Ok(ApiKey)
+        } else {
+            Err(AppError::with_message(
+                ErrorCode::Forbidden,
+                "The X-Api-Key is not this server's API key.",
+            ))
+        }
+    }
+}
+
+/// `axum::extract::Query` with contract-shaped rejections.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| AppError::bad_request(format!("invalid query: {}", e.body_text())))
     }
 }

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod demo;
 pub mod extract;
 pub mod health;
+pub mod messages;
+pub mod publish;
 pub mod reply;
 
 use std::time::Instant;
@@ -31,6 +33,8 @@ pub fn router(
     let api = Router::new()
         .merge(health::router())
         .merge(auth::router())
+        .merge(messages::router())
+        .merge(publish::router())
         .merge(demo::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -19,6 +19,7 @@ use crate::auth::{self, AuthRequest, Session, Transport};
 use crate::config::FailureMode;
 use crate::error::AppError;
 use crate::net;
+use crate::presence::SocketEntry as PresenceEntry;
 use crate::state::AppState;
 
 /// Outcome of the middleware, handed to `on_connect` through the socket's extensions.
@@ -84,7 +85,7 @@ pub async fn on_connect<A: Adapter>(
         connected_at: Utc::now(),
         ip: net::client_ip(parts, &state.settings().server.trust_proxy).map(|ip| ip.to_string()),
         user_agent: net::header(parts, "user-agent").map(str::to_string),
-        transport: transport_of(&s).as_str(),
+        transport: transport_of(&s).as_str().to_string(),
     };
     s.join([
         rooms::user(session.user.id),
@@ -110,12 +111,22 @@ pub async fn on_connect<A: Adapter>(
         "expiresAt": crate::clock::iso(session.expires_at),
         "serverTime": crate::clock::now_iso(),
     });
+    let entry = PresenceEntry {
+        user_id: session.user.id,
+        token_hash: session.token_hash.clone(),
+        info: info.clone(),
+    };
     s.extensions.insert(SocketSession { session, info });
     events::register(&s);
     s.on_disconnect(on_disconnect::<A>);
     state.metrics().connections.inc();
     let _ = s.emit("connected", &connected);
     state.metrics().event_out("connected");
+    match state.presence().socket_up(&entry).await {
+        Ok(true) => super::announce_presence(&s.broadcast(), &state, entry.user_id, true).await,
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not record a socket"),
+    }
 }
 
 async fn on_disconnect<A: Adapter>(
@@ -126,7 +137,18 @@ async fn on_disconnect<A: Adapter>(
 ) {
     expiry.cancel(s.id);
     state.metrics().connections.dec();
-    if let Some(ss) = s.extensions.get::<SocketSession>() {
-        tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
+    let Some(ss) = s.extensions.get::<SocketSession>() else {
+        return;
+    };
+    tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
+    let entry = PresenceEntry {
+        user_id: ss.session.user.id,
+        token_hash: ss.session.token_hash,
+        info: ss.info,
+    };
+    match state.presence().socket_down(&entry).await {
+        Ok(true) => super::announce_presence(&s.broadcast(), &state, entry.user_id, false).await,
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not forget a socket"),
     }
 }

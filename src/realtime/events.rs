@@ -10,15 +10,133 @@ use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use super::expiry::ExpiryHandle;
 use super::{SocketSession, rooms};
 use crate::auth::{self, source};
+use crate::chat;
 use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
 /// Event names we count by name in metrics; anything else is counted as "unknown".
-const KNOWN: &[&str] = &["auth:refresh"];
+const KNOWN: &[&str] = &[
+    "send_message",
+    "presence:subscribe",
+    "presence:unsubscribe",
+    "auth:refresh",
+];
+
+/// Most presence subscriptions one event may carry.
+const MAX_PRESENCE_IDS: usize = 1000;
 
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
+    s.on("send_message", on_send_message::<A>);
+    s.on("presence:subscribe", on_presence_subscribe::<A>);
+    s.on("presence:unsubscribe", on_presence_unsubscribe::<A>);
     s.on("auth:refresh", on_refresh::<A>);
     s.on_fallback(on_unknown::<A>);
+}
+
+fn session_of<A: Adapter>(s: &SocketRef<A>) -> Result<SocketSession, AppError> {
+    s.extensions
+        .get::<SocketSession>()
+        .ok_or_else(|| AppError::new(ErrorCode::Internal))
+}
+
+/// `send_message {to, content, client_msg_id?}`: stored first, then delivered as `message` to
+/// the recipient's sockets and the sender's other sockets (any node), then acknowledged.
+async fn on_send_message<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(data): TryData<Value>,
+    reply: AckSender<A>,
+    State(state): State<AppState>,
+) {
+    state.metrics().event_in("send_message");
+    let result = send_message(&s, data.ok(), &state).await;
+    ack(reply, result);
+}
+
+async fn send_message<A: Adapter>(
+    s: &SocketRef<A>,
+    data: Option<Value>,
+    state: &AppState,
+) -> Result<Value, AppError> {
+    let me = session_of(s)?.session.user.id;
+    let out = chat::Outgoing::parse(data.as_ref())?;
+    let to = out.to;
+    let stored = chat::store(state.db(), me, out).await?;
+    let m = &stored.message;
+    if stored.created {
+        let event = chat::message_json(m);
+        if let Err(e) = s
+            .to([rooms::user(to), rooms::user(me)])
+            .emit("message", &event)
+            .await
+        {
+            tracing::warn!(error = %e, message_id = m.id, "message stored but not delivered to every socket");
+        }
+        state.metrics().event_out("message");
+    }
+    Ok(serde_json::json!({
+        "ok": true,
+        "id": m.id,
+        "created_at": crate::clock::iso(m.created_at),
+        "duplicate": !stored.created,
+    }))
+}
+
+fn user_ids(data: Option<&Value>) -> Result<Vec<i64>, AppError> {
+    let list = data
+        .and_then(|d| d.get("userIds"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| AppError::bad_request("expected {userIds: [id, ...]}"))?;
+    if list.len() > MAX_PRESENCE_IDS {
+        return Err(AppError::bad_request(format!(
+            "at most {MAX_PRESENCE_IDS} userIds per event"
+        )));
+    }
+    list.iter()
+        .map(|v| chat::parse_user_id(Some(v), "userIds[]"))
+        .collect()
+}
+
+async fn on_presence_subscribe<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(data): TryData<Value>,
+    reply: AckSender<A>,
+    State(state): State<AppState>,
+) {
+    state.metrics().event_in("presence:subscribe");
+    let result = async {
+        let ids = user_ids(data.as_ref().ok())?;
+        s.join(
+            ids.iter()
+                .map(|id| rooms::presence(*id))
+                .collect::<Vec<_>>(),
+        );
+        let online = state
+            .presence()
+            .online_of(&ids)
+            .await
+            .map_err(|e| AppError::internal(e.context("presence lookup failed")))?;
+        Ok(serde_json::json!({ "ok": true, "online": online }))
+    }
+    .await;
+    ack(reply, result);
+}
+
+async fn on_presence_unsubscribe<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(data): TryData<Value>,
+    reply: AckSender<A>,
+    State(state): State<AppState>,
+) {
+    state.metrics().event_in("presence:unsubscribe");
+    let result = user_ids(data.as_ref().ok()).map(|ids| {
+        s.leave(
+            ids.iter()
+                .map(|id| rooms::presence(*id))
+                .collect::<Vec<_>>(),
+        );
+        serde_json::json!({ "ok": true })
+    });
+    ack(reply, result);
 }
 
 fn ack<A: Adapter>(ack: AckSender<A>, result: Result<Value, AppError>) {
@@ -58,10 +176,7 @@ async fn refresh<A: Adapter>(
         .and_then(Value::as_str)
         .and_then(source::RawToken::parse)
         .ok_or_else(|| AppError::bad_request("auth:refresh needs {token: \"<jwt>\"}"))?;
-    let current = s
-        .extensions
-        .get::<SocketSession>()
-        .ok_or_else(|| AppError::new(ErrorCode::Internal))?;
+    let current = session_of(s)?;
     let found = source::Found {
         source: crate::config::TokenSource::Auth,
         token: raw,

@@ -7,6 +7,7 @@
 pub mod connect;
 pub mod events;
 pub mod expiry;
+pub mod redis_driver;
 pub mod rooms;
 
 use std::sync::Arc;
@@ -15,9 +16,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+use serde_json::Value;
 use socketioxide::adapter::Adapter;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::{SocketIo, SocketIoBuilder};
 
 use crate::auth::Session;
@@ -33,18 +36,24 @@ pub struct SocketSession {
     pub info: SocketInfo,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SocketInfo {
     pub id: String,
     #[serde(serialize_with = "ser_iso")]
     pub connected_at: DateTime<Utc>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    pub transport: &'static str,
+    pub transport: String,
 }
 
 fn ser_iso<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::clock::iso(*t))
+}
+
+/// Who a server publish goes to.
+pub enum Target {
+    Everyone,
+    Rooms(Vec<String>),
 }
 
 /// Realtime operations the HTTP side needs, independent of the adapter type.
@@ -54,6 +63,14 @@ pub trait Hub: Send + Sync + 'static {
     fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize>;
     /// Sockets currently using this token.
     fn token_sockets(&self, token_hash: String) -> BoxFuture<'static, Vec<SocketInfo>>;
+    /// Emit `event` on `/im` to every socket of the target, on every node; returns how many
+    /// sockets that was.
+    fn publish(
+        &self,
+        target: Target,
+        event: String,
+        data: Value,
+    ) -> BoxFuture<'static, Result<usize, String>>;
     /// Close every connection (graceful shutdown).
     fn close(&self) -> BoxFuture<'static, ()>;
 }
@@ -98,16 +115,38 @@ impl<A: Adapter> Hub for SocketHub<A> {
     }
 
     fn token_sockets(&self, token_hash: String) -> BoxFuture<'static, Vec<SocketInfo>> {
-        let io = self.io.clone();
+        let presence = self.state.presence().clone();
         Box::pin(async move {
-            let Some(ns) = io.of(NAMESPACE) else {
-                return vec![];
+            presence.token_sockets(&token_hash).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "presence: cannot list a token's sockets");
+                vec![]
+            })
+        })
+    }
+
+    fn publish(
+        &self,
+        target: Target,
+        event: String,
+        data: Value,
+    ) -> BoxFuture<'static, Result<usize, String>> {
+        let io = self.io.clone();
+        let state = self.state.clone();
+        Box::pin(async move {
+            let ns = io.of(NAMESPACE).ok_or("namespace /im is not registered")?;
+            let op = match target {
+                Target::Everyone => ns,
+                Target::Rooms(rooms) => ns.to(rooms),
             };
-            ns.within(rooms::token(&token_hash))
-                .sockets()
-                .into_iter()
-                .filter_map(|s| s.extensions.get::<SocketSession>().map(|ss| ss.info))
-                .collect()
+            let n = op
+                .clone()
+                .fetch_sockets()
+                .await
+                .map_err(|e| e.to_string())?
+                .len();
+            op.emit(&event, &data).await.map_err(|e| e.to_string())?;
+            state.metrics().event_out("publish");
+            Ok(n)
         })
     }
 
@@ -124,6 +163,7 @@ pub async fn build(state: AppState) -> anyhow::Result<SocketIoLayer> {
         .with_state(expiry)
         .build_layer();
     expiry::spawn(io.clone(), state.clone(), expiry_rx);
+    spawn_presence_ticker(io.clone(), state.clone());
     set_hub(&io, &state);
     // socket.io-client 2.x (Engine.IO v3) connects to `/` first; without it the session fails.
     io.ns("/", async || {});
@@ -142,6 +182,62 @@ fn configure<A: Adapter>(builder: SocketIoBuilder<A>, state: &AppState) -> Socke
         .ws_max_message_size(s.max_payload_bytes as usize)
         .ws_max_frame_size(s.max_payload_bytes as usize)
         .with_state(state.clone())
+}
+
+/// Tell the subscribers of `user_id` that its first socket came up or its last went away.
+pub async fn announce_presence<A: Adapter>(
+    op: &BroadcastOperators<A>,
+    state: &AppState,
+    user_id: i64,
+    online: bool,
+) {
+    let event =
+        serde_json::json!({ "userId": user_id, "online": online, "at": crate::clock::now_iso() });
+    match op
+        .clone()
+        .to(rooms::presence(user_id))
+        .emit("presence", &event)
+        .await
+    {
+        Ok(()) => state.metrics().event_out("presence"),
+        Err(e) => tracing::warn!(error = %e, user_id, "could not emit presence"),
+    }
+}
+
+/// Renew this node's presence lease and announce users lost with a dead node.
+fn spawn_presence_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
+    let every = Duration::from_millis(state.settings().redis.lease_secs * 1000 / 3);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        let mut healthy = true;
+        loop {
+            tick.tick().await;
+            let me = crate::presence::NodeInfo {
+                node_id: state.node_id().to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                config_fingerprint: state.config_fingerprint().to_string(),
+                connections: state.metrics().connections.get(),
+            };
+            match state.presence().tick(&me).await {
+                Ok(offline) => {
+                    if !healthy {
+                        tracing::info!("presence store reachable again");
+                        healthy = true;
+                    }
+                    if let Some(ns) = io.of(NAMESPACE) {
+                        for user_id in offline {
+                            announce_presence(&ns, &state, user_id, false).await;
+                        }
+                    }
+                }
+                Err(e) if healthy => {
+                    tracing::error!(error = %format!("{e:#}"), "presence store unreachable; will keep retrying");
+                    healthy = false;
+                }
+                Err(_) => {}
+            }
+        }
+    });
 }
 
 fn set_hub<A: Adapter>(io: &SocketIo<A>, state: &AppState) {

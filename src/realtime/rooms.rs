@@ -12,3 +12,8 @@ pub fn user_type(t: &str) -> String {
 pub fn token(token_hash: &str) -> String {
     format!("token:{token_hash}")
 }
+
+/// Subscribers of one user's presence transitions.
+pub fn presence(user_id: i64) -> String {
+    format!("presence:{user_id}")
+}

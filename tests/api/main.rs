@@ -8,5 +8,6 @@ mod config;
 mod handshake;
 mod health;
 mod live_sessions;
+mod messages;
 mod shutdown;
 mod storage;

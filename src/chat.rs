@@ -1,0 +1,194 @@
+//! Direct messages: validate, store, page history. Delivery is the realtime layer's job; a
+//! message is acknowledged only once its row is stored.
+
+use chrono::Utc;
+use entity::{messages, users};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+
+use crate::clock::iso;
+use crate::error::{AppError, ErrorCode};
+
+pub const MAX_CONTENT_BYTES: usize = 65_536;
+pub const MAX_CLIENT_MSG_ID: usize = 128;
+
+/// Message text: non-empty (not just whitespace) UTF-8, at most 64 KiB.
+pub struct MessageContent(String);
+
+impl MessageContent {
+    pub fn parse(v: Option<&Value>) -> Result<MessageContent, AppError> {
+        let s = v
+            .and_then(Value::as_str)
+            .ok_or_else(|| AppError::bad_request("content must be a string"))?;
+        if s.trim().is_empty() {
+            return Err(AppError::bad_request("content must not be empty"));
+        }
+        if s.len() > MAX_CONTENT_BYTES {
+            return Err(AppError::bad_request(format!(
+                "content is {} bytes; the limit is {MAX_CONTENT_BYTES}",
+                s.len()
+            )));
+        }
+        Ok(MessageContent(s.to_string()))
+    }
+}
+
+/// A user id given as a JSON number (or a numeric string, as many JS clients send).
+pub fn parse_user_id(v: Option<&Value>, field: &str) -> Result<i64, AppError> {
+    match v {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|id| *id > 0)
+    .ok_or_else(|| AppError::bad_request(format!("{field} must be a user id (a positive number)")))
+}
+
+/// A validated `send_message` payload.
+pub struct Outgoing {
+    pub to: i64,
+    pub content: MessageContent,
+    pub client_msg_id: Option<String>,
+}
+
+impl Outgoing {
+    pub fn parse(data: Option<&Value>) -> Result<Outgoing, AppError> {
+        let d = data.filter(|d| d.is_object()).ok_or_else(|| {
+            AppError::bad_request("send_message needs {to, content, client_msg_id?}")
+        })?;
+        let client_msg_id = match d.get("client_msg_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_CLIENT_MSG_ID => {
+                Some(s.clone())
+            }
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => {
+                return Err(AppError::bad_request(format!(
+                    "client_msg_id must be a string of 1 to {MAX_CLIENT_MSG_ID} characters"
+                )));
+            }
+        };
+        Ok(Outgoing {
+            to: parse_user_id(d.get("to"), "to")?,
+            content: MessageContent::parse(d.get("content"))?,
+            client_msg_id,
+        })
+    }
+}
+
+pub struct Stored {
+    pub message: messages::Model,
+    /// False when `client_msg_id` matched an earlier message (a client retry).
+    pub created: bool,
+}
+
+/// Store a message from `from`. A repeated `client_msg_id` returns the first message.
+pub async fn store(
+    db: &impl ConnectionTrait,
+    from: i64,
+    out: Outgoing,
+) -> Result<Stored, AppError> {
+    if let Some(cmid) = &out.client_msg_id
+        && let Some(existing) = find_by_client_id(db, from, cmid).await?
+    {
+        return Ok(Stored {
+            message: existing,
+            created: false,
+        });
+    }
+    if users::Entity::find_by_id(out.to).one(db).await?.is_none() {
+        return Err(AppError::with_message(
+            ErrorCode::UserNotFound,
+            format!("There is no user with id {}.", out.to),
+        ));
+    }
+    let inserted = messages::ActiveModel {
+        from_user_id: Set(from),
+        to_user_id: Set(out.to),
+        content: Set(out.content.0),
+        client_msg_id: Set(out.client_msg_id.clone()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await;
+    match inserted {
+        Ok(message) => Ok(Stored {
+            message,
+            created: true,
+        }),
+        // Two retries raced: the unique (from, client_msg_id) index kept the first.
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            let cmid = out.client_msg_id.as_deref().unwrap_or_default();
+            let message = find_by_client_id(db, from, cmid)
+                .await?
+                .ok_or_else(|| AppError::internal(e))?;
+            Ok(Stored {
+                message,
+                created: false,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn find_by_client_id(
+    db: &impl ConnectionTrait,
+    from: i64,
+    cmid: &str,
+) -> Result<Option<messages::Model>, sea_orm::DbErr> {
+    messages::Entity::find()
+        .filter(messages::Column::FromUserId.eq(from))
+        .filter(messages::Column::ClientMsgId.eq(cmid))
+        .one(db)
+        .await
+}
+
+/// The conversation between `me` and `with`, newest first, `limit` rows with id < `before`.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    me: i64,
+    with: i64,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<messages::Model>, sea_orm::DbErr> {
+    let pair = Condition::any()
+        .add(
+            Condition::all()
+                .add(messages::Column::FromUserId.eq(me))
+                .add(messages::Column::ToUserId.eq(with)),
+        )
+        .add(
+            Condition::all()
+                .add(messages::Column::FromUserId.eq(with))
+                .add(messages::Column::ToUserId.eq(me)),
+        );
+    let mut q = messages::Entity::find().filter(pair);
+    if let Some(b) = before {
+        q = q.filter(messages::Column::Id.lt(b));
+    }
+    q.order_by_desc(messages::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// The `message` event / history item shape (contract §4).
+pub fn message_json(m: &messages::Model) -> Value {
+    json!({
+        "id": m.id,
+        "from": m.from_user_id,
+        "to": m.to_user_id,
+        "content": m.content,
+        "created_at": iso(m.created_at),
+        "client_msg_id": m.client_msg_id,
+    })
+}

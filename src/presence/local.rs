@@ -1,0 +1,106 @@
+//! In-process presence for a single node.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{NodeInfo, OnlineUser, Presence, SocketEntry};
+use crate::realtime::SocketInfo;
+
+#[derive(Default)]
+pub struct LocalPresence {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<i64, (u64, DateTime<Utc>)>,
+    /// token hash → socket id → info
+    tokens: HashMap<String, HashMap<String, SocketInfo>>,
+}
+
+impl LocalPresence {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Presence for LocalPresence {
+    async fn socket_up(&self, e: &SocketEntry) -> anyhow::Result<bool> {
+        let mut g = self.lock();
+        g.tokens
+            .entry(e.token_hash.clone())
+            .or_default()
+            .insert(e.info.id.clone(), e.info.clone());
+        let slot = g.users.entry(e.user_id).or_insert((0, e.info.connected_at));
+        slot.0 += 1;
+        Ok(slot.0 == 1)
+    }
+
+    async fn socket_down(&self, e: &SocketEntry) -> anyhow::Result<bool> {
+        let mut g = self.lock();
+        if let Some(socks) = g.tokens.get_mut(&e.token_hash) {
+            socks.remove(&e.info.id);
+            if socks.is_empty() {
+                g.tokens.remove(&e.token_hash);
+            }
+        }
+        let last = match g.users.get_mut(&e.user_id) {
+            Some(slot) if slot.0 <= 1 => true,
+            Some(slot) => {
+                slot.0 -= 1;
+                false
+            }
+            None => false,
+        };
+        if last {
+            g.users.remove(&e.user_id);
+        }
+        Ok(last)
+    }
+
+    async fn online_of(&self, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+        let g = self.lock();
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| g.users.contains_key(id))
+            .collect())
+    }
+
+    async fn online_users(&self) -> anyhow::Result<Vec<OnlineUser>> {
+        let g = self.lock();
+        Ok(g.users
+            .iter()
+            .map(|(id, (n, since))| OnlineUser {
+                user_id: *id,
+                sockets: *n,
+                since: *since,
+            })
+            .collect())
+    }
+
+    async fn token_sockets(&self, token_hash: &str) -> anyhow::Result<Vec<SocketInfo>> {
+        Ok(self
+            .lock()
+            .tokens
+            .get(token_hash)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn nodes(&self) -> anyhow::Result<Option<Vec<NodeInfo>>> {
+        Ok(None)
+    }
+
+    async fn tick(&self, _me: &NodeInfo) -> anyhow::Result<Vec<i64>> {
+        Ok(vec![])
+    }
+
+    async fn ping(&self) -> Option<Result<(), String>> {
+        None
+    }
+}
