@@ -65,10 +65,16 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("{}:{port}", hostname()));
         let config_fingerprint = config_fingerprint(&settings, &keys);
-        let presence: Arc<dyn Presence> = match &settings.redis.url {
-            Some(url) => {
-                let client = redis::Client::open(url.as_str())
-                    .map_err(|e| ConfigError::new("redis.url", e.to_string()))?;
+        let redis_client = match &settings.redis.url {
+            Some(url) => Some(
+                redis::Client::open(url.as_str())
+                    .map_err(|e| ConfigError::new("redis.url", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let presence: Arc<dyn Presence> = match &redis_client {
+            Some(client) => {
+                let client = client.clone();
                 let lease = Duration::from_secs(settings.redis.lease_secs);
                 Arc::new(
                     RedisPresence::start(client, node_id.clone(), lease)
@@ -87,10 +93,22 @@ impl Application {
             config_fingerprint,
             dummy_hash,
         });
-        let socketio = crate::realtime::build(state.clone())
-            .await
-            .map_err(|e| ConfigError::new("redis.url", format!("{e:#}")))?;
-        let router = crate::http::router(state.clone(), socketio);
+        let adapter_err =
+            |e: anyhow::Error| ConfigError::new("redis.url", format!("Socket.IO adapter: {e:#}"));
+        let router = match redis_client {
+            None => {
+                let layer = crate::realtime::build_local(state.clone())
+                    .await
+                    .map_err(adapter_err)?;
+                crate::http::router(state.clone(), layer)
+            }
+            Some(client) => {
+                let layer = crate::realtime::build_cluster(state.clone(), client)
+                    .await
+                    .map_err(adapter_err)?;
+                crate::http::router(state.clone(), layer)
+            }
+        };
 
         let limiter_state = state.clone();
         tokio::spawn(async move {

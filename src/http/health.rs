@@ -17,20 +17,27 @@ pub fn router() -> Router<AppState> {
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let database = match crate::db::ping(state.db()).await {
-        Ok(()) => "ok".to_string(),
+        Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "health: database ping failed");
-            "down".to_string()
+            "down"
         }
     };
-    let redis = "disabled";
-    let healthy = database == "ok";
-    let failing: Vec<&str> = [("database", database == "ok")]
+    let redis = match state.presence().ping().await {
+        None => "disabled",
+        Some(Ok(())) => "ok",
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "health: redis ping failed");
+            "down"
+        }
+    };
+    let failing: Vec<&str> = [("database", database), ("redis", redis)]
         .into_iter()
-        .filter(|(_, ok)| !ok)
+        .filter(|(_, s)| *s == "down")
         .map(|(name, _)| name)
         .collect();
-    let body = serde_json::json!({
+    let healthy = failing.is_empty();
+    let mut body = serde_json::json!({
         "status": if healthy { "ok" } else { "unavailable" },
         "failing": failing,
         "database": database,
@@ -41,6 +48,17 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "node_id": state.node_id(),
         "config_fingerprint": state.config_fingerprint(),
     });
+    if redis == "ok"
+        && let Ok(Some(nodes)) = state.presence().nodes().await
+    {
+        // Nodes that verify tokens differently (secret, encoding, algorithms, issuer, audience).
+        let fingerprints: std::collections::HashSet<&str> = nodes
+            .iter()
+            .map(|n| n.config_fingerprint.as_str())
+            .collect();
+        body["config_drift"] = serde_json::json!(fingerprints.len() > 1);
+        body["nodes"] = serde_json::json!(nodes);
+    }
     let status = if healthy {
         StatusCode::OK
     } else {

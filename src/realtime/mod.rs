@@ -156,19 +156,48 @@ impl<A: Adapter> Hub for SocketHub<A> {
     }
 }
 
-/// Build socketioxide with our settings and state and register `/im`.
-pub async fn build(state: AppState) -> anyhow::Result<SocketIoLayer> {
+/// Single node: socketioxide's in-process adapter.
+pub async fn build_local(state: AppState) -> anyhow::Result<SocketIoLayer> {
     let (expiry, expiry_rx) = expiry::channel();
     let (layer, io) = configure(SocketIo::builder(), &state)
         .with_state(expiry)
         .build_layer();
-    expiry::spawn(io.clone(), state.clone(), expiry_rx);
-    spawn_presence_ticker(io.clone(), state.clone());
-    set_hub(&io, &state);
+    start(&io, &state, expiry_rx);
     // socket.io-client 2.x (Engine.IO v3) connects to `/` first; without it the session fails.
     io.ns("/", async || {});
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake));
     Ok(layer)
+}
+
+/// Several nodes: the Redis adapter (on a reconnecting driver) carries room broadcasts,
+/// remote disconnects and `fetch_sockets` between nodes.
+pub async fn build_cluster(
+    state: AppState,
+    client: redis::Client,
+) -> anyhow::Result<SocketIoLayer<redis_driver::ClusterAdapter<socketioxide::adapter::Emitter>>> {
+    let driver = redis_driver::CmDriver::new(client).await?;
+    let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+        driver,
+        socketioxide_redis::RedisAdapterConfig::default(),
+    );
+    let (expiry, expiry_rx) = expiry::channel();
+    let builder = SocketIo::builder().with_adapter::<redis_driver::ClusterAdapter<_>>(ctr);
+    let (layer, io) = configure(builder, &state).with_state(expiry).build_layer();
+    start(&io, &state, expiry_rx);
+    // With a remote adapter a namespace exists only once the adapter has subscribed.
+    io.ns("/", async || {}).await?;
+    io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))
+        .await?;
+    Ok(layer)
+}
+
+fn start<A: Adapter>(io: &SocketIo<A>, state: &AppState, expiry_rx: expiry::ExpiryRx) {
+    expiry::spawn(io.clone(), state.clone(), expiry_rx);
+    spawn_presence_ticker(io.clone(), state.clone());
+    state.set_hub(Arc::new(SocketHub {
+        io: io.clone(),
+        state: state.clone(),
+    }));
 }
 
 fn configure<A: Adapter>(builder: SocketIoBuilder<A>, state: &AppState) -> SocketIoBuilder<A> {
@@ -238,11 +267,4 @@ fn spawn_presence_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
             }
         }
     });
-}
-
-fn set_hub<A: Adapter>(io: &SocketIo<A>, state: &AppState) {
-    state.set_hub(Arc::new(SocketHub {
-        io: io.clone(),
-        state: state.clone(),
-    }));
 }

@@ -323,3 +323,193 @@ pub fn replace_host_port(url: &str, addr: SocketAddr) -> String {
     let old = host_port(url).to_string();
     url.replacen(&old, &addr.to_string(), 1)
 }
+
+/// A redis-server of the test's own on a free loopback port (so parallel tests never share
+/// channels or keys), that a test can stop and start again on the same port.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let port = free_port();
+        let mut r = RedisServer { port, child: None };
+        r.restart().await;
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/?protocol=resp3", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop();
+        let bin =
+            std::env::var("IM_TEST_REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let child = std::process::Command::new(&bin)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): run the tests through scripts/test.sh")
+            });
+        self.child = Some(child);
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An im-server process (the real binary), for multi-node and crash tests.
+pub struct NodeProcess {
+    pub base: String,
+    pub node_id: String,
+    child: std::process::Child,
+}
+
+impl NodeProcess {
+    pub async fn start(node_id: &str, env: &[(&str, &str)]) -> NodeProcess {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_im-server"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("JWT_SECRET", SECRET)
+            .env("IM_SERVER__NODE_ID", node_id)
+            .env("IM_SERVER__API_KEY", "cluster-key")
+            .env("IM_REDIS__LEASE_SECS", "3")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start im-server");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0
+                    || line.contains("listening on http://")
+                {
+                    break;
+                }
+            }
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+            line
+        })
+        .await
+        .unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("node {node_id} did not start: {line:?}"))
+            .to_string();
+        NodeProcess {
+            base,
+            node_id: node_id.into(),
+            child,
+        }
+    }
+
+    pub fn sio(&self, token: &str) -> ConnectOptions {
+        ConnectOptions {
+            base_url: self.base.clone(),
+            auth: Some(json!({ "token": token })),
+            ..Default::default()
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Plain HTTP against any base URL.
+pub async fn http_json(
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+    bearer: Option<&str>,
+    api_key: Option<&str>,
+) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut req = client.request(method, url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some(k) = api_key {
+        req = req.header("X-Api-Key", k);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Poll `check` until it returns true (bounded); panics with `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {secs} s waiting for: {what}");
+}

@@ -9,5 +9,6 @@ mod handshake;
 mod health;
 mod live_sessions;
 mod messages;
+mod multi_node;
 mod shutdown;
 mod storage;
