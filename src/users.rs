@@ -107,3 +107,47 @@ pub async fn seed_demo_users(db: &impl ConnectionTrait) -> anyhow::Result<bool> 
     );
     Ok(true)
 }
+
+/// Create `{prefix}1..{prefix}{count}` with one password, hashed once and inserted in batches:
+/// benchmark and load-test fixtures in seconds instead of one argon2 hash per user.
+pub async fn seed_many(
+    db: &impl ConnectionTrait,
+    prefix: &str,
+    count: u32,
+    password: String,
+    user_type: &str,
+) -> anyhow::Result<u32> {
+    let hash = password::hash(password).await?;
+    let now = Utc::now();
+    let mut created = 0;
+    let names: Vec<String> = (1..=count).map(|i| format!("{prefix}{i}")).collect();
+    for chunk in names.chunks(500) {
+        let existing: Vec<String> = users::Entity::find()
+            .filter(users::Column::Username.is_in(chunk.iter().cloned()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        let rows: Vec<users::ActiveModel> = chunk
+            .iter()
+            .filter(|n| !existing.contains(n))
+            .map(|n| users::ActiveModel {
+                username: Set(n.clone()),
+                password_hash: Set(hash.clone()),
+                user_type: Set(user_type.to_string()),
+                display_name: Set(n.clone()),
+                email: Set(None),
+                is_active: Set(true),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .collect();
+        created += rows.len() as u32;
+        if !rows.is_empty() {
+            users::Entity::insert_many(rows).exec(db).await?;
+        }
+    }
+    Ok(created)
+}
