@@ -674,13 +674,17 @@
       log("connect", "in", { id: s.id, transport: transportName(), recovered: s.recovered }, { label: "namespace /im joined — waiting for \"connected\" (authentication)" });
       setStatus("authenticating", "connected, authenticating…");
     });
+    // socket.active stays true after a failure even with reconnection off (the socket keeps its
+    // manager subscriptions); only a manager that reconnects will actually retry.
+    function willRetry() { return s.active && mgr.reconnection(); }
     s.on("connect_error", function (err) {
       log("connect_error", "in", errObj(err), { level: "err", explain: explainConnectError(err) });
       var code = errCode(err);
+      var retrying = willRetry();
       if (code) { setStatus("rejected", "rejected: " + code); setBanner("err", "Connection rejected: " + code); }
-      else if (!s.active) { setStatus("disconnected", "disconnected (" + (err && err.message) + ")"); }
+      else if (!retrying) { setStatus("disconnected", "disconnected (" + (err && err.message) + ")"); }
       else setStatus("connecting", "connect_error — retrying…");
-      if (!s.active) setConnButtons(false);
+      if (!retrying) setConnButtons(false);
     });
     s.on("disconnect", function (reason, details) {
       log("disconnect", "in", details ? { reason: reason, details: errObj(details) } : { reason: reason }, {
@@ -688,8 +692,9 @@
         explain: DISCONNECT_REASONS[reason] ? reason + ": " + DISCONNECT_REASONS[reason] : null
       });
       var st = $("status").dataset.state;
-      if (st !== "rejected") setStatus(s.active ? "connecting" : "disconnected", s.active ? "disconnected — reconnecting…" : "disconnected" + (lastErrorCode ? " (" + lastErrorCode + ")" : " (" + reason + ")"));
-      if (!s.active) setConnButtons(false);
+      var retrying = willRetry();
+      if (st !== "rejected") setStatus(retrying ? "connecting" : "disconnected", retrying ? "disconnected — reconnecting…" : "disconnected" + (lastErrorCode ? " (" + lastErrorCode + ")" : " (" + reason + ")"));
+      if (!retrying) setConnButtons(false);
       if (connectedInfo) { $("connected-info").className = "summary muted-box"; }
     });
 
