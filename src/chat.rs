@@ -1,13 +1,16 @@
 //! Direct messages: validate, store, page history. Delivery is the realtime layer's job; a
 //! message is acknowledged only once its row is stored.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use entity::{messages, users};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::iso;
 use crate::error::{AppError, ErrorCode};
@@ -86,10 +89,12 @@ pub struct Stored {
 }
 
 /// Store a message from `from`. A repeated `client_msg_id` returns the first message.
+/// `known_users` remembers recipients that exist, sparing a lookup per message.
 pub async fn store(
     db: &impl ConnectionTrait,
     from: i64,
     out: Outgoing,
+    known_users: &mut HashSet<i64>,
 ) -> Result<Stored, AppError> {
     if let Some(cmid) = &out.client_msg_id
         && let Some(existing) = find_by_client_id(db, from, cmid).await?
@@ -99,11 +104,14 @@ pub async fn store(
             created: false,
         });
     }
-    if users::Entity::find_by_id(out.to).one(db).await?.is_none() {
-        return Err(AppError::with_message(
-            ErrorCode::UserNotFound,
-            format!("There is no user with id {}.", out.to),
-        ));
+    if !known_users.contains(&out.to) {
+        if users::Entity::find_by_id(out.to).one(db).await?.is_none() {
+            return Err(user_not_found(out.to));
+        }
+        if known_users.len() > 100_000 {
+            known_users.clear();
+        }
+        known_users.insert(out.to);
     }
     let inserted = messages::ActiveModel {
         from_user_id: Set(from),
@@ -136,8 +144,107 @@ pub async fn store(
                 created: false,
             })
         }
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+            ) =>
+        {
+            known_users.remove(&out.to);
+            Err(user_not_found(out.to))
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+fn user_not_found(id: i64) -> AppError {
+    AppError::with_message(
+        ErrorCode::UserNotFound,
+        format!("There is no user with id {id}."),
+    )
+}
+
+/// Group commit: messages from every socket of this node are written by one task, many per
+/// transaction, and each sender is answered only after its transaction committed. Under load
+/// this turns N commits into one; alone, a message waits for nobody.
+#[derive(Clone)]
+pub struct MessageWriter(mpsc::Sender<Job>);
+
+struct Job {
+    from: i64,
+    out: Outgoing,
+    reply: oneshot::Sender<Result<Stored, AppError>>,
+}
+
+/// Most messages one transaction carries.
+const BATCH: usize = 256;
+
+impl MessageWriter {
+    pub fn start(db: DatabaseConnection) -> MessageWriter {
+        let (tx, rx) = mpsc::channel(4 * BATCH);
+        tokio::spawn(write_loop(db, rx));
+        MessageWriter(tx)
+    }
+
+    pub async fn store(&self, from: i64, out: Outgoing) -> Result<Stored, AppError> {
+        let (reply, answer) = oneshot::channel();
+        self.0
+            .send(Job { from, out, reply })
+            .await
+            .map_err(|_| AppError::internal(anyhow::anyhow!("message writer stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::internal(anyhow::anyhow!("message writer dropped a message")))?
+    }
+}
+
+async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
+    let mut known_users = HashSet::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        match write_batch(&db, &mut batch, &mut known_users).await {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            // The transaction failed as a whole (e.g. PostgreSQL aborts it on the first
+            // error): give every message its own transaction and its own answer.
+            Err(e) => {
+                tracing::debug!(error = %e, size = batch.len(), "batch failed; writing one by one");
+                for job in batch.drain(..) {
+                    let result = store(&db, job.from, job.out, &mut known_users).await;
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole batch; per-message refusals (bad recipient) are answers, not
+/// failures. The jobs stay in `batch` so a failed transaction can be retried one by one.
+async fn write_batch(
+    db: &DatabaseConnection,
+    batch: &mut [Job],
+    known_users: &mut HashSet<i64>,
+) -> Result<Vec<Result<Stored, AppError>>, sea_orm::DbErr> {
+    let txn = db.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch.iter() {
+        let out = Outgoing {
+            to: job.out.to,
+            content: MessageContent(job.out.content.0.clone()),
+            client_msg_id: job.out.client_msg_id.clone(),
+        };
+        match store(&txn, job.from, out, known_users).await {
+            Err(e) if e.code == ErrorCode::Internal => {
+                return Err(sea_orm::DbErr::Custom(format!("{:?}", e.source)));
+            }
+            r => results.push(r),
+        }
+    }
+    txn.commit().await?;
+    Ok(results)
 }
 
 async fn find_by_client_id(

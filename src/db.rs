@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::ConfigError;
 
@@ -25,20 +25,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
             format!("cannot connect to {}: {e}", redact_url(url)),
         )
     })?;
-    if db.get_database_backend() == DbBackend::Sqlite {
-        // WAL lets readers proceed during a write; busy_timeout turns lock contention into a
-        // short wait instead of an immediate SQLITE_BUSY.
-        for pragma in [
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA busy_timeout=5000",
-            "PRAGMA foreign_keys=ON",
-        ] {
-            db.execute_unprepared(pragma)
-                .await
-                .map_err(|e| ConfigError::new("database.url", format!("{pragma} failed: {e}")))?;
-        }
-    }
     Ok(db)
 }
 

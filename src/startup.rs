@@ -172,6 +172,7 @@ impl Application {
             r = serve => r?,
             _ = deadline => tracing::warn!(secs = drain.as_secs(), "drain timed out; closing remaining connections"),
         }
+        state.touches().flush().await;
         if let Err(e) = state.db().clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");
         }

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::jwt::Keys;
 use crate::auth::limit::LoginLimiter;
+use crate::chat::MessageWriter;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -22,6 +23,8 @@ struct Inner {
     limiter: LoginLimiter,
     metrics: Metrics,
     presence: Arc<dyn Presence>,
+    messages: MessageWriter,
+    touches: crate::auth::store::Touches,
     node_id: String,
     config_fingerprint: String,
     started: Instant,
@@ -49,11 +52,13 @@ impl AppState {
         );
         AppState(Arc::new(Inner {
             settings: p.settings,
-            db: p.db,
             keys: p.keys,
             limiter,
             metrics: Metrics::new(),
             presence: p.presence,
+            messages: MessageWriter::start(p.db.clone()),
+            touches: crate::auth::store::Touches::start(p.db.clone()),
+            db: p.db,
             node_id: p.node_id,
             config_fingerprint: p.config_fingerprint,
             started: Instant::now(),
@@ -79,6 +84,12 @@ impl AppState {
     }
     pub fn presence(&self) -> &Arc<dyn Presence> {
         &self.0.presence
+    }
+    pub fn messages(&self) -> &MessageWriter {
+        &self.0.messages
+    }
+    pub fn touches(&self) -> &crate::auth::store::Touches {
+        &self.0.touches
     }
     pub fn node_id(&self) -> &str {
         &self.0.node_id

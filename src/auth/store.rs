@@ -142,3 +142,73 @@ pub async fn revoke_many(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), D
         .await
         .map(|_| ())
 }
+
+/// `last_used_at` updates, coalesced: a handshake only records the token id; one task writes
+/// them all every second in one statement, instead of one write transaction per connect.
+#[derive(Clone)]
+pub struct Touches(tokio::sync::mpsc::UnboundedSender<TouchCmd>);
+
+pub enum TouchCmd {
+    Touch(i64),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Touches {
+    pub fn start(db: sea_orm::DatabaseConnection) -> Touches {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut pending = std::collections::HashSet::new();
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    cmd = rx.recv() => match cmd {
+                        Some(TouchCmd::Touch(id)) => { pending.insert(id); }
+                        Some(TouchCmd::Flush(done)) => {
+                            write_touches(&db, &mut pending).await;
+                            let _ = done.send(());
+                        }
+                        None => {
+                            write_touches(&db, &mut pending).await;
+                            return;
+                        }
+                    },
+                    _ = tick.tick() => write_touches(&db, &mut pending).await,
+                }
+            }
+        });
+        Touches(tx)
+    }
+
+    pub fn touch(&self, token_id: i64) {
+        let _ = self.0.send(TouchCmd::Touch(token_id));
+    }
+
+    /// Write what is pending now (graceful shutdown).
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.0.send(TouchCmd::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_touches(
+    db: &sea_orm::DatabaseConnection,
+    pending: &mut std::collections::HashSet<i64>,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let ids: Vec<i64> = pending.drain().collect();
+    let now = Utc::now();
+    for chunk in ids.chunks(500) {
+        let r = user_tokens::Entity::update_many()
+            .col_expr(user_tokens::Column::LastUsedAt, Expr::value(now))
+            .filter(user_tokens::Column::Id.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, tokens = chunk.len(), "could not record last_used_at");
+        }
+    }
+}

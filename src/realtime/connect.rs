@@ -94,13 +94,7 @@ pub async fn on_connect<A: Adapter>(
     ]);
     expiry.schedule(s.id, session.expires_at);
     if let Some(token_id) = session.token_id {
-        let db = state.db().clone();
-        // Off the handshake path: a failed touch must not fail a valid connection.
-        tokio::spawn(async move {
-            if let Err(e) = auth::store::touch(&db, token_id, Utc::now()).await {
-                tracing::warn!(error = %e, "could not update user_tokens.last_used_at");
-            }
-        });
+        state.touches().touch(token_id);
     }
     let connected = serde_json::json!({
         "userId": session.user.id,

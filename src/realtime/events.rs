@@ -60,7 +60,7 @@ async fn send_message<A: Adapter>(
     let me = session_of(s)?.session.user.id;
     let out = chat::Outgoing::parse(data.as_ref())?;
     let to = out.to;
-    let stored = chat::store(state.db(), me, out).await?;
+    let stored = state.messages().store(me, out).await?;
     let m = &stored.message;
     if stored.created {
         let event = chat::message_json(m);
