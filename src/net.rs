@@ -59,3 +59,79 @@ pub fn origin_allowed(settings: &Settings, origin: Option<&str>) -> bool {
         (Some(list), Some(o)) => list.iter().any(|a| a == o.trim_end_matches('/')),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(peer: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().uri("/");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let (mut p, _) = b.body(()).unwrap().into_parts();
+        p.extensions
+            .insert(ConnectInfo::<SocketAddr>(peer.parse().unwrap()));
+        p
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let xff = [("x-forwarded-for", "198.51.100.9, 203.0.113.7")];
+        let off = TrustProxy::All(false);
+        assert_eq!(
+            client_ip(&parts("10.0.0.2:5000", &xff), &off)
+                .unwrap()
+                .to_string(),
+            "10.0.0.2"
+        );
+        let all = TrustProxy::All(true);
+        // Trusting every hop (Express's `trust proxy = true`) takes the left-most entry.
+        assert_eq!(
+            client_ip(&parts("10.0.0.2:5000", &xff), &all)
+                .unwrap()
+                .to_string(),
+            "198.51.100.9"
+        );
+        let cidrs = TrustProxy::Cidrs(vec!["10.0.0.0/8".into(), "203.0.113.7".into()]);
+        assert_eq!(
+            client_ip(&parts("10.0.0.2:5000", &xff), &cidrs)
+                .unwrap()
+                .to_string(),
+            "198.51.100.9"
+        );
+        // A peer outside the trusted list cannot spoof its address.
+        assert_eq!(
+            client_ip(&parts("192.0.2.1:5000", &xff), &cidrs)
+                .unwrap()
+                .to_string(),
+            "192.0.2.1"
+        );
+        let real = [("x-real-ip", "198.51.100.20")];
+        assert_eq!(
+            client_ip(&parts("10.0.0.2:5000", &real), &all)
+                .unwrap()
+                .to_string(),
+            "198.51.100.20"
+        );
+    }
+
+    #[test]
+    fn origins_are_compared_without_trailing_slash() {
+        let mut s = crate::config::Settings::default();
+        assert!(
+            origin_allowed(&s, Some("http://anything.example")),
+            "development: any"
+        );
+        s.cors.origins = Some(vec!["https://app.example/".into()]);
+        assert!(origin_allowed(&s, Some("https://app.example")));
+        assert!(!origin_allowed(&s, Some("https://evil.example")));
+        assert!(origin_allowed(&s, None), "no Origin: not a browser");
+        s.cors.origins = None;
+        s.server.profile = "production".into();
+        assert!(
+            !origin_allowed(&s, Some("https://app.example")),
+            "production: none by default"
+        );
+    }
+}
