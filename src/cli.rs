@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Diagnose tokens offline (`token inspect <TOKEN|->`).
+    Token {
+        #[command(subcommand)]
+        command: crate::auth::diagnose::cli::TokenCommand,
+    },
     /// Print the effective configuration (secrets redacted) and where each value came from.
     Config {
         /// Print only the config fingerprint (compare it across services and nodes).
@@ -101,6 +106,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(loaded).await,
         Command::Config { fingerprint, json } => print_config(&loaded, fingerprint, json),
+        Command::Token { command } => crate::auth::diagnose::cli::run(&loaded, command).await,
         Command::Migrate { action, steps } => migrate(&loaded.settings, action, steps).await,
         Command::User {
             command:

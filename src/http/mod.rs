@@ -4,9 +4,11 @@
 //! fail), and request tracing/metrics wrap only the HTTP routes (not every long-poll).
 
 pub mod auth;
+pub mod debug;
 pub mod demo;
 pub mod extract;
 pub mod health;
+pub mod inspect;
 pub mod messages;
 pub mod publish;
 pub mod reply;
@@ -36,6 +38,8 @@ pub fn router(
         .merge(messages::router())
         .merge(publish::router())
         .merge(demo::router())
+        .merge(debug::router())
+        .merge(inspect::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -5,6 +5,8 @@ mod helpers;
 
 mod auth_http;
 mod config;
+mod debug_transport;
+mod diagnose;
 mod handshake;
 mod health;
 mod live_sessions;

@@ -1,0 +1,481 @@
+//! The signature part of a diagnosis: whether it verifies, with which key, and — when it does
+//! not — the likely cause, found by actually trying each suspect: a previous secret past its
+//! `valid_until`, the base64-encoded or base64-decoded form of this server's secret, another
+//! HMAC algorithm, transit damage, truncation. Only fingerprints ever leave this module.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Serialize;
+
+use super::{Finding, Transit, decode_segment, relative};
+use crate::auth::jwt::{Key, Keys, MAX_TOKEN_BYTES};
+use crate::clock::iso;
+use crate::config::{SecretEncoding, decode_base64};
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SignatureInfo {
+    /// `valid` | `invalid` | `not_checked`
+    pub status: &'static str,
+    /// The algorithm it was checked with (the header's, when allowed).
+    pub algorithm: Option<String>,
+    /// Which accepted key verified it: `current` or `auth.previous_secrets[i] (…)`.
+    pub key: Option<String>,
+    /// `other_secret` | `previous_secret_expired` | `base64_encoded_secret` |
+    /// `base64_decoded_secret` | `algorithm_mismatch` | `algorithm_not_allowed` |
+    /// `mangled_in_transit` | `truncated` | `oversized` | `malformed`
+    pub cause: Option<&'static str>,
+    /// What was found, in a sentence.
+    pub detail: Option<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl SignatureInfo {
+    fn new(status: &'static str) -> Self {
+        SignatureInfo {
+            status,
+            algorithm: None,
+            key: None,
+            cause: None,
+            detail: None,
+            hint: None,
+        }
+    }
+    fn because(mut self, cause: &'static str, detail: String, hint: Option<String>) -> Self {
+        self.cause = Some(cause);
+        self.detail = Some(detail);
+        self.hint = hint;
+        self
+    }
+}
+
+const HMAC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+
+/// base64url characters of an HMAC signature of each algorithm (32/48/64 bytes, unpadded).
+fn signature_chars(alg: Algorithm) -> Option<usize> {
+    match alg {
+        Algorithm::HS256 => Some(43),
+        Algorithm::HS384 => Some(64),
+        Algorithm::HS512 => Some(86),
+        _ => None,
+    }
+}
+
+fn hmac_matches(token: &str, alg: Algorithm, key: &[u8]) -> bool {
+    let Some((message, sig)) = token.rsplit_once('.') else {
+        return false;
+    };
+    jsonwebtoken::crypto::verify(sig, message.as_bytes(), &DecodingKey::from_secret(key), alg)
+        .unwrap_or(false)
+}
+
+fn is_base64url(s: &str) -> bool {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .is_ok()
+}
+
+fn header_alg(token: &str) -> Option<String> {
+    decode_segment(token.split('.').next()?)
+        .ok()?
+        .get("alg")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// An accepted key (current, or a previous one still within `valid_until`) that verifies it.
+fn accepted_key(keys: &Keys, token: &str, alg: Algorithm, now: DateTime<Utc>) -> Option<String> {
+    if hmac_matches(token, alg, &keys.current.bytes) {
+        return Some("current".into());
+    }
+    keys.previous
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.valid_until.is_none_or(|until| until >= now))
+        .find(|(_, k)| hmac_matches(token, alg, &k.bytes))
+        .map(|(i, k)| previous_label(i, k))
+}
+
+fn previous_label(i: usize, k: &Key) -> String {
+    format!(
+        "auth.previous_secrets[{i}] ({}, valid until {})",
+        k.fingerprint,
+        k.valid_until.map(iso).unwrap_or_default()
+    )
+}
+
+/// Signature status alone (for a repaired token).
+pub(super) fn status_only(keys: &Keys, token: &str, now: DateTime<Utc>) -> &'static str {
+    let alg = header_alg(token).and_then(|a| a.parse::<Algorithm>().ok());
+    match alg {
+        Some(a) if keys.algorithms.contains(&a) && token.split('.').count() == 3 => {
+            let sig = token.rsplit('.').next().unwrap_or("");
+            if !is_base64url(sig) || jsonwebtoken::decode_header(token).is_err() {
+                "not_checked"
+            } else if accepted_key(keys, token, a, now).is_some() {
+                "valid"
+            } else {
+                "invalid"
+            }
+        }
+        _ => "not_checked",
+    }
+}
+
+/// A token cut short: two parts only, or a signature shorter than its algorithm produces.
+pub(super) fn truncation(token: &str) -> Option<Finding> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() == 2 && !parts[0].is_empty() && !parts[1].is_empty() {
+        return Some(Finding {
+            kind: "truncated",
+            detail: "only 2 of the 3 parts (header.payload.signature): the signature is cut off"
+                .into(),
+        });
+    }
+    if parts.len() != 3 {
+        return None;
+    }
+    let alg = header_alg(token)?.parse::<Algorithm>().ok()?;
+    let want = signature_chars(alg)?;
+    let got = parts[2].len();
+    (got < want).then(|| Finding {
+        kind: "truncated",
+        detail: format!(
+            "the signature has {got} of the {want} characters {alg:?} produces: the token was cut \
+             off (a column or cookie size limit, or an incomplete copy)"
+        ),
+    })
+}
+
+/// Key material a confused issuer may have used instead of this server's key bytes.
+struct Suspect {
+    cause: &'static str,
+    bytes: Vec<u8>,
+}
+
+fn suspects(keys: &Keys) -> Vec<Suspect> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let k = &keys.current.bytes;
+    let mut out: Vec<Suspect> = vec![];
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        let bytes = engine.encode(k).into_bytes();
+        if !out.iter().any(|s| s.bytes == bytes) {
+            out.push(Suspect {
+                cause: "base64_encoded_secret",
+                bytes,
+            });
+        }
+    }
+    if let Some(decoded) = std::str::from_utf8(k).ok().and_then(decode_base64)
+        && &decoded != k
+    {
+        out.push(Suspect {
+            cause: "base64_decoded_secret",
+            bytes: decoded,
+        });
+    }
+    out
+}
+
+pub(super) fn analyse(
+    state: &AppState,
+    token: &str,
+    transit: &Transit,
+    now: DateTime<Utc>,
+) -> SignatureInfo {
+    let keys = state.keys();
+    let settings = state.settings();
+    let allowed = settings.auth.algorithms.join(", ");
+    if token.is_empty() {
+        return SignatureInfo::new("not_checked");
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return SignatureInfo::new("not_checked").because(
+            "oversized",
+            format!(
+                "the token is {} bytes; anything above {MAX_TOKEN_BYTES} is refused before parsing",
+                token.len()
+            ),
+            Some("A session token is a few hundred bytes: check what the client sends.".into()),
+        );
+    }
+    let damage: Vec<&Finding> = transit
+        .findings
+        .iter()
+        .filter(|f| !matches!(f.kind, "truncated" | "oversized"))
+        .collect();
+    let truncated = transit.findings.iter().find(|f| f.kind == "truncated");
+    let damaged = |status: &'static str| -> Option<SignatureInfo> {
+        let repaired = transit.repaired.as_ref()?;
+        if damage.is_empty() {
+            return None;
+        }
+        let what = damage
+            .iter()
+            .map(|f| f.detail.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let outcome = if repaired.signature == "valid" {
+            format!(
+                "with that undone the signature is valid and the token would get {}",
+                repaired.verdict
+            )
+        } else {
+            format!(
+                "even with that undone the signature is {} (verdict {}){}",
+                repaired.signature,
+                repaired.verdict,
+                truncated
+                    .map(|t| format!("; besides, {}", t.detail))
+                    .unwrap_or_default()
+            )
+        };
+        Some(SignatureInfo::new(status).because(
+            "mangled_in_transit",
+            format!("the token was altered on the way: {what}; {outcome}."),
+            Some(
+                "Send the token exactly as login returned it: no quotes, no extra URL-encoding, \
+                 one 'Bearer ' at most (only in the Authorization header), no line breaks."
+                    .into(),
+            ),
+        ))
+    };
+
+    let parts: Vec<&str> = token.split('.').collect();
+    let alg_name = header_alg(token);
+    if parts.len() != 3 || alg_name.is_none() || jsonwebtoken::decode_header(token).is_err() {
+        if let Some(s) = damaged("not_checked") {
+            return s;
+        }
+        if let Some(t) = truncated {
+            return SignatureInfo::new("not_checked").because(
+                "truncated",
+                t.detail.clone(),
+                Some("Send the whole token; check length limits on the way.".into()),
+            );
+        }
+        let detail = if parts.len() != 3 {
+            format!("a JWT has 3 dot-separated parts, this has {}", parts.len())
+        } else if alg_name.is_none() {
+            "the header part is not base64url JSON with an \"alg\"".to_string()
+        } else {
+            "the header is not a valid JWT header".to_string()
+        };
+        return SignatureInfo::new("not_checked").because(
+            "malformed",
+            detail,
+            Some("This is not a JWT issued by a login: check what the client sends.".into()),
+        );
+    }
+    let alg_name = alg_name.unwrap_or_default();
+    let alg = alg_name.parse::<Algorithm>().ok();
+    let mut info = SignatureInfo::new("not_checked");
+    info.algorithm = Some(alg_name.clone());
+
+    let Some(alg) = alg.filter(|a| keys.algorithms.contains(a)) else {
+        // Refused before any signature check; still find out what it is signed with.
+        let (detail, hint) = match alg {
+            _ if alg_name.eq_ignore_ascii_case("none") => (
+                "alg is \"none\": the token is unsigned, which is never accepted".to_string(),
+                "Sign tokens with the shared secret (HS256).".to_string(),
+            ),
+            None => (
+                format!("alg {alg_name:?} is not an algorithm this server knows"),
+                format!("Sign with one of auth.algorithms ({allowed})."),
+            ),
+            Some(a) if !HMAC.contains(&a) => (
+                format!(
+                    "alg {alg_name} is a public-key algorithm; this server verifies shared-secret \
+                     HMAC only and accepts {allowed}"
+                ),
+                "Have the issuer sign with the shared secret (HS256), or put a gateway that \
+                 verifies public-key tokens in front."
+                    .to_string(),
+            ),
+            Some(a) => {
+                let with = if hmac_matches(token, a, &keys.current.bytes) {
+                    "with this server's secret".to_string()
+                } else if let Some(s) = suspects(keys)
+                    .into_iter()
+                    .find(|s| hmac_matches(token, a, &s.bytes))
+                {
+                    format!(
+                        "with the {} of this server's secret",
+                        suspect_words(s.cause)
+                    )
+                } else {
+                    "and not with this server's secret either".to_string()
+                };
+                (
+                    format!(
+                        "signed with {alg_name} {with}, but auth.algorithms allows only {allowed}"
+                    ),
+                    format!(
+                        "Add \"{alg_name}\" to auth.algorithms (IM_AUTH__ALGORITHMS), or have the \
+                         issuer sign with {}.",
+                        settings.auth.algorithms[0]
+                    ),
+                )
+            }
+        };
+        return info.because("algorithm_not_allowed", detail, Some(hint));
+    };
+
+    let sig = parts[2];
+    if !is_base64url(sig) {
+        if let Some(s) = damaged("not_checked") {
+            return SignatureInfo {
+                algorithm: info.algorithm,
+                ..s
+            };
+        }
+        if let Some(t) = truncated {
+            return info.because(
+                "truncated",
+                t.detail.clone(),
+                Some("Send the whole token; check length limits on the way.".into()),
+            );
+        }
+        return info.because(
+            "malformed",
+            "the signature part is not base64url".into(),
+            Some("Check what alters the token on the way.".into()),
+        );
+    }
+    if let Some(key) = accepted_key(keys, token, alg, now) {
+        info.status = "valid";
+        info.key = Some(key);
+        return info;
+    }
+    info.status = "invalid";
+    if let Some(s) = damaged("invalid")
+        && transit
+            .repaired
+            .as_ref()
+            .is_some_and(|r| r.signature == "valid")
+    {
+        return SignatureInfo {
+            algorithm: info.algorithm,
+            ..s
+        };
+    }
+    if let Some(t) = truncated {
+        return info.because(
+            "truncated",
+            t.detail.clone(),
+            Some("Send the whole token: check column sizes, cookie limits and copy-paste.".into()),
+        );
+    }
+    for (i, k) in keys.previous.iter().enumerate() {
+        if let Some(until) = k.valid_until
+            && until < now
+            && hmac_matches(token, alg, &k.bytes)
+        {
+            return info.because(
+                "previous_secret_expired",
+                format!(
+                    "signed with {}, which stopped being accepted {} ({})",
+                    previous_label(i, k),
+                    relative(until, now, "", "").trim(),
+                    iso(until)
+                ),
+                Some(
+                    "The issuer still signs with the old secret after the rotation: give it the \
+                     current one (or log in again for a fresh token); extend valid_until only \
+                     while clients migrate."
+                        .into(),
+                ),
+            );
+        }
+    }
+    for s in suspects(keys) {
+        if hmac_matches(token, alg, &s.bytes) {
+            return info.because(
+                s.cause,
+                suspect_detail(s.cause),
+                Some(suspect_hint(state, s.cause)),
+            );
+        }
+    }
+    let mut candidates: Vec<Vec<u8>> = vec![keys.current.bytes.clone()];
+    candidates.extend(suspects(keys).into_iter().map(|s| s.bytes));
+    for other in HMAC.into_iter().filter(|a| *a != alg) {
+        if candidates.iter().any(|k| hmac_matches(token, other, k)) {
+            return info.because(
+                "algorithm_mismatch",
+                format!(
+                    "the signature is {other:?} over this server's secret, but the header says \
+                     {alg_name}: the issuer labels its tokens with the wrong alg, or the header \
+                     was rewritten"
+                ),
+                Some(format!(
+                    "Make the issuer sign with the algorithm it declares ({allowed} accepted here)."
+                )),
+            );
+        }
+    }
+    let tried = if keys.previous.is_empty() {
+        "this server's secret and its base64 forms".to_string()
+    } else {
+        format!(
+            "this server's secret, its base64 forms and {} previous secret(s)",
+            keys.previous.len()
+        )
+    };
+    info.because(
+        "other_secret",
+        format!(
+            "signed with another secret: none of {tried} verifies it. This server's secret has \
+             fingerprint {}",
+            keys.current.fingerprint
+        ),
+        Some(
+            "Give the issuer and this server the same secret: compare `im-server config \
+             --fingerprint` (or the \"jwt secret fingerprint\" line of `im-server config`) on \
+             both sides; the fingerprint is sha256 of the key bytes, first 12 hex digits."
+                .into(),
+        ),
+    )
+}
+
+fn suspect_words(cause: &str) -> &'static str {
+    match cause {
+        "base64_encoded_secret" => "base64-encoded form",
+        _ => "base64-decoded bytes",
+    }
+}
+
+fn suspect_detail(cause: &str) -> String {
+    match cause {
+        "base64_encoded_secret" => "signed with the base64-encoded form of this server's secret: \
+             the issuer uses the base64 text itself as the key"
+            .into(),
+        _ => "signed with the base64-decoded bytes of this server's secret: the issuer decodes \
+              the shared secret from base64, this server uses its text"
+            .into(),
+    }
+}
+
+fn suspect_hint(state: &AppState, cause: &str) -> String {
+    let enc = state.settings().auth.jwt_secret_encoding;
+    match (cause, enc) {
+        ("base64_encoded_secret", SecretEncoding::Base64) => {
+            "This server decodes auth.jwt_secret from base64 (jwt_secret_encoding = \"base64\") \
+             but the issuer signs with the text: set auth.jwt_secret_encoding = \"utf8\" here \
+             (IM_AUTH__JWT_SECRET_ENCODING=utf8), or make the issuer decode it."
+                .into()
+        }
+        ("base64_encoded_secret", _) => "The issuer holds the base64 form of this server's \
+             secret and signs with that text: give it the raw secret, or make it decode its \
+             value before signing."
+            .into(),
+        (_, SecretEncoding::Utf8) => "Set auth.jwt_secret_encoding = \"base64\" here \
+             (IM_AUTH__JWT_SECRET_ENCODING=base64) so both sides use the decoded bytes."
+            .into(),
+        _ => "Both sides must use the same key bytes: make the issuer stop decoding the \
+              secret a second time, and compare `im-server config --fingerprint` on both sides."
+            .into(),
+    }
+}
