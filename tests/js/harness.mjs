@@ -1,7 +1,7 @@
 // Shared harness for the JS suite: start/stop a real im-server, log in, sign JWTs,
 // record socket events, and bounded waits so a run always ends by itself.
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,9 +33,13 @@ const INHERITED_CONFIG = /^(IM_.*|PORT|HOST|DATABASE_URL|REDIS_URL|JWT_SECRET|FR
 /**
  * Start `im-server serve` in a fresh temp dir with its own SQLite file.
  * `env` adds or overrides variables (a value of `undefined` removes one).
+ * `users` (optional): extra users created with `im-server user add` (same DATABASE_URL)
+ * before the server starts; admin and kefu1 are then created first so ADMIN/KEFU keep ids 1
+ * and 2 (the development seed only runs on an empty users table). Each entry is
+ * `{username, password, type?, displayName?}`; `server.users[username]` gets its id.
  * Resolves once the "listening on" line is printed.
  */
-export async function startServer(env = {}) {
+export async function startServer(env = {}, { users = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "im-js-"));
   const base = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !INHERITED_CONFIG.test(k)),
@@ -50,6 +54,20 @@ export async function startServer(env = {}) {
     ...env,
   };
   for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
+
+  const created = {};
+  if (users.length > 0) {
+    const seeds = [
+      { ...ADMIN, displayName: "Administrator" },
+      { ...KEFU, displayName: "Support agent 1" },
+    ];
+    for (const u of [...seeds, ...users]) {
+      const made = await addUser({ cwd: dir, env: fullEnv }, u);
+      created[u.username] = made;
+    }
+    if (created.admin.id !== ADMIN.id || created.kefu1.id !== KEFU.id)
+      throw new Error(`seed users got ids ${created.admin.id}/${created.kefu1.id}, expected 1/2`);
+  }
 
   const child = spawn(SERVER_BIN, ["serve"], {
     cwd: dir,
@@ -92,6 +110,8 @@ export async function startServer(env = {}) {
     url,
     im: `${url}/im`,
     dir,
+    /** Users created by `startServer(env, {users})`, by username: {username, password, id, type}. */
+    users: created,
     get stderr() {
       return stderr;
     },
@@ -122,6 +142,23 @@ export async function startServer(env = {}) {
     http: (method, path, opts) => http(url, method, path, opts),
   };
   return server;
+}
+
+/**
+ * `im-server user add` against the database of `env` (run before the server starts).
+ * Resolves with {username, password, id, type}.
+ */
+export function addUser({ cwd, env }, { username, password, type = "user", displayName }) {
+  const args = ["user", "add", "--username", username, "--password", password, "--type", type];
+  if (displayName) args.push("--display-name", displayName);
+  return new Promise((res, rej) => {
+    execFile(SERVER_BIN, args, { cwd, env, timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err) return rej(new Error(`user add ${username}: ${err.message}\n${stdout}${stderr}`));
+      const m = `${stdout}${stderr}`.match(/id=(\d+)/);
+      if (!m) return rej(new Error(`user add ${username}: no id in output: ${stdout}${stderr}`));
+      res({ username, password, id: Number(m[1]), type });
+    });
+  });
 }
 
 /** JSON HTTP request; returns {status, body, headers}. */
@@ -311,4 +348,36 @@ export function forgedTokens(realToken, secret = JWT_SECRET) {
     expired: signJwt({ ...payload, iat: now - 7200, exp: now - 3600, jti: jti() }, secret, "HS256"),
     notFound: signJwt({ ...payload, sub: "1", iat: now - 5, exp: now + 3600, jti: jti() }, secret, "HS256"),
   };
+}
+
+/** The recorded events named `name` (and matching pred), in order. */
+export function eventsOf(rec, name, pred = () => true) {
+  return rec.events.filter((e) => e.name === name && pred(...e.args));
+}
+
+/**
+ * Wait `ms`, then throw if any recorder saw an event named `name` (matching pred) that it had
+ * not seen when the call started: "nothing more arrives" as a bounded check.
+ */
+export async function expectNothingMore(recs, name, ms = 400, pred = () => true) {
+  const list = [recs].flat();
+  const before = list.map((r) => eventsOf(r, name, pred).length);
+  await sleep(ms);
+  list.forEach((r, i) => {
+    const now = eventsOf(r, name, pred);
+    if (now.length !== before[i])
+      throw new Error(`unexpected "${name}" within ${ms} ms: ${JSON.stringify(now.slice(before[i]).map((e) => e.args))}`);
+  });
+}
+
+/** Poll `fn` every 100 ms until it returns a truthy value; reject with the last value after ms. */
+export async function eventually(fn, ms = 5000, what = "condition") {
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(100);
+  }
 }
