@@ -396,16 +396,14 @@ recipe() {
     chmod 600 "$envf"
     mkdir -p "$TMP/work"
 
-    # schema and two users, as an operator would (production profile: no demo users)
+    # schema once, then two users — as README "Deploy" tells an operator (production: no demo users)
+    local db_url
+    db_url=$(sed -n 's/^DATABASE_URL=//p' "$envf")
     (
         cd "$TMP/work"
-        set -a
-        # shellcheck disable=SC1090
-        source "$envf"
-        set +a
-        "$BIN" migrate up
-        "$BIN" user add --username alice --password alice-password-1 --display-name Alice
-        "$BIN" user add --username bob --password bob-password-1 --type kefu --display-name Bob
+        env -i PATH="$PATH" DATABASE_URL="$db_url" "$BIN" migrate up
+        env -i PATH="$PATH" DATABASE_URL="$db_url" "$BIN" user add --username alice --password alice-password-1 --display-name Alice
+        env -i PATH="$PATH" DATABASE_URL="$db_url" "$BIN" user add --username bob --password bob-password-1 --type kefu --display-name Bob
     ) >"$TMP/setup.log" 2>&1 || { cat "$TMP/setup.log"; return 1; }
 
     # PM2 with a private home; the ecosystem file reads these
@@ -479,6 +477,7 @@ console.log("  pm2: " + apps.map((p) => `${p.name} pid ${p.pid} ${p.pm2_env.stat
         IM_NGINX_URL=http://127.0.0.1:$np IM_NODE_IDS=$node_a,$node_b \
         IM_USER_A=alice:alice-password-1 IM_USER_B=bob:bob-password-1 \
         IM_RELOAD_CMD="pm2 reload '$ECO' --update-env" \
+        IM_NGINX_READ_TIMEOUT=$(awk '/location \/socket\.io\/ \{/,/^    \}/' "$CONF" | grep -Eo 'proxy_read_timeout [0-9]+[smh]?' | awk '{print $2}') \
             timeout -k 10 400 node --test --test-reporter=spec check.test.mjs
     ) || CHECK_FAILED=1
 

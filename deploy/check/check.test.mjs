@@ -11,6 +11,7 @@
 //   IM_NODE_IDS      comma list of the node ids PM2 started (IM_SERVER__NODE_ID)
 //   IM_USER_A/B      "username:password" of two users that exist
 //   IM_RELOAD_CMD    shell command that runs `pm2 reload` on the ecosystem file
+//   IM_NGINX_READ_TIMEOUT  proxy_read_timeout of the conf's /socket.io/ location (e.g. 75s)
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -23,6 +24,7 @@ const NODE_IDS = (process.env.IM_NODE_IDS || "").split(",").filter(Boolean);
 const [UA, PA] = (process.env.IM_USER_A || "").split(":");
 const [UB, PB] = (process.env.IM_USER_B || "").split(":");
 const RELOAD_CMD = process.env.IM_RELOAD_CMD;
+const READ_TIMEOUT = process.env.IM_NGINX_READ_TIMEOUT || "75s"; // proxy_read_timeout of /socket.io/
 const WAIT = 15_000;
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +217,43 @@ describe("deploy recipe: nginx → 2 × im-server (PM2) + Redis + PostgreSQL", {
     stored.push(m1.id, m2.id);
     sa.close();
     sb.close();
+  });
+
+  it("GET /debug/transport through nginx: client address, trusted proxy, Upgrade forwarded, no hints", async () => {
+    const t = await within(
+      10_000,
+      "GET /debug/transport with Upgrade headers",
+      new Promise((res, rej) => {
+        const u = new URL(`${NGINX}/debug/transport?expect=websocket&proxy_read_timeout=${READ_TIMEOUT}`);
+        const r = http.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: u.pathname + u.search,
+            localAddress: addrA,
+            agent: false,
+            // what a browser's WebSocket handshake carries; the route answers JSON, no upgrade
+            headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+          },
+          (resp) => {
+            let text = "";
+            resp.setEncoding("utf8");
+            resp.on("data", (d) => (text += d));
+            resp.on("end", () => res({ status: resp.statusCode, body: JSON.parse(text) }));
+          },
+        );
+        r.on("error", rej);
+        r.end();
+      }),
+    );
+    assert.equal(t.status, 200, JSON.stringify(t.body));
+    const d = t.body.data;
+    assert.equal(d.client_address, addrA, "the client's address, from nginx's X-Forwarded-For");
+    assert.equal(d.peer_trusted_as_proxy, true);
+    assert.equal(d.http_version, "HTTP/1.1", "proxy_http_version 1.1");
+    assert.equal(d.websocket.upgrade_arrived, true, "Upgrade + Connection: upgrade passed through nginx");
+    assert.ok(d.forwarded["x-forwarded-for"] && d.forwarded["x-real-ip"] && d.forwarded["x-forwarded-proto"], JSON.stringify(d.forwarded));
+    assert.deepEqual(d.hints, [], "the server sees nothing misconfigured in the proxy (incl. the read timeout)");
   });
 
   it("HTTP long-polling through nginx (sticky), messages cross nodes", async () => {
