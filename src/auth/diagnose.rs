@@ -328,9 +328,10 @@ async fn run(
     let claims = claims_info(state, token_str, now);
 
     // Transit damage: undo it and see what the token would get then.
+    // URL-encoding can triple a token's length; anything longer is not a mangled session token.
     let (findings, repaired_token) = match &parsed {
-        Some(t) => repair(t.as_str()),
-        None => (vec![], None),
+        Some(t) if t.as_str().len() <= 3 * jwt::MAX_TOKEN_BYTES => repair(t.as_str()),
+        _ => (vec![], None),
     };
     let mut transit = Transit {
         findings,
@@ -711,16 +712,16 @@ fn explain(state: &AppState, d: &Diagnosis, parsed: bool, eval: Option<&Evaluati
                     .unwrap_or_else(|| "it is not a JWT (three base64url parts)".into())
             } else {
                 format!(
-                    "it was damaged on the way: {}.",
+                    "it was altered on the way ({})",
                     d.transit
                         .findings
                         .iter()
-                        .map(|f| f.detail.as_str())
+                        .map(|f| finding_words(f.kind))
                         .collect::<Vec<_>>()
-                        .join("; ")
+                        .join(", ")
                 )
             };
-            format!("Not a well-formed JWT: {what}{}", repaired_tail())
+            format!("Not a well-formed JWT: {what}.{}", repaired_tail())
         }
         "TOKEN_INVALID_SIGNATURE" | "TOKEN_ALGORITHM_NOT_ALLOWED" => {
             let mut s = sentence(
@@ -748,7 +749,7 @@ fn explain(state: &AppState, d: &Diagnosis, parsed: bool, eval: Option<&Evaluati
             ),
         },
         "TOKEN_NOT_YET_VALID" => format!(
-            "nbf is {} ({}). If the issuer just created this token, its clock is ahead of this \
+            "The token's nbf is {} ({}). If the issuer just created it, its clock is ahead of this \
              server's: sync both with NTP, or raise auth.leeway_secs (now {}s) to cover the skew.",
             d.claims.nbf_utc.as_deref().unwrap_or("?"),
             d.claims.nbf_relative.as_deref().unwrap_or("?"),
@@ -783,6 +784,18 @@ fn explain(state: &AppState, d: &Diagnosis, parsed: bool, eval: Option<&Evaluati
             .into(),
         "TOKEN_MISSING" => "The server sees no token.".into(),
         other => format!("Rejected with {other}."),
+    }
+}
+
+fn finding_words(kind: &str) -> &'static str {
+    match kind {
+        "quotes" => "quotes around it",
+        "url_encoded" => "URL-encoding",
+        "bearer_twice" => "'Bearer ' twice",
+        "whitespace" => "whitespace inside",
+        "truncated" => "cut short",
+        "oversized" => "far too long",
+        _ => "altered",
     }
 }
 
@@ -933,7 +946,7 @@ pub fn human_duration(secs: i64) -> String {
         return format!("{secs}s");
     }
     let mins = (secs + 30) / 60;
-    if mins < 90 {
+    if mins < 60 {
         return format!("{mins}m");
     }
     let (h, m) = (mins / 60, mins % 60);

@@ -416,25 +416,21 @@ pub(super) fn analyse(
             );
         }
     }
-    let tried = if keys.previous.is_empty() {
-        "this server's secret and its base64 forms".to_string()
-    } else {
-        format!(
-            "this server's secret, its base64 forms and {} previous secret(s)",
-            keys.previous.len()
-        )
+    let previous = match keys.previous.len() {
+        0 => String::new(),
+        n => format!(" nor the {n} previous secret(s)"),
     };
     info.because(
         "other_secret",
         format!(
-            "signed with another secret: none of {tried} verifies it. This server's secret has \
-             fingerprint {}",
+            "signed with another secret: it verifies with neither this server's secret nor its \
+             base64 forms{previous}. This server's secret has fingerprint {}",
             keys.current.fingerprint
         ),
         Some(
-            "Give the issuer and this server the same secret: compare `im-server config \
-             --fingerprint` (or the \"jwt secret fingerprint\" line of `im-server config`) on \
-             both sides; the fingerprint is sha256 of the key bytes, first 12 hex digits."
+            "Give the issuer and this server the same secret. Compare fingerprints, never \
+             secrets: `printf %s \"$SECRET\" | sha256sum | cut -c1-12` on the issuer's side \
+             against the one above (`im-server config` prints it too)."
                 .into(),
         ),
     )

@@ -219,7 +219,14 @@ pub fn render_text(d: &Diagnosis) -> String {
                 d.verdict,
                 if d.accepted { "accepted" } else { "rejected" }
             ),
-            d.explanation.clone(),
+            match d.verdict.as_str() {
+                // Signature already said why, in full.
+                "TOKEN_INVALID_SIGNATURE" | "TOKEN_ALGORITHM_NOT_ALLOWED" => format!(
+                    "The signature check failed ({}): see Signature above.",
+                    d.signature.cause.unwrap_or("invalid")
+                ),
+                _ => d.explanation.clone(),
+            },
         ],
     );
     out.0
