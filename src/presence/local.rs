@@ -40,6 +40,18 @@ impl Presence for LocalPresence {
         Ok(slot.0 == 1)
     }
 
+    async fn socket_update(&self, e: &SocketEntry) -> anyhow::Result<()> {
+        let mut g = self.lock();
+        if let Some(info) = g
+            .tokens
+            .get_mut(&e.token_hash)
+            .and_then(|m| m.get_mut(&e.info.id))
+        {
+            *info = e.info.clone();
+        }
+        Ok(())
+    }
+
     async fn socket_down(&self, e: &SocketEntry) -> anyhow::Result<bool> {
         let mut g = self.lock();
         if let Some(socks) = g.tokens.get_mut(&e.token_hash) {

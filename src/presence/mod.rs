@@ -42,6 +42,8 @@ pub struct NodeInfo {
 pub trait Presence: Send + Sync + 'static {
     /// Record a socket; `true` when it is its user's first socket anywhere.
     async fn socket_up(&self, entry: &SocketEntry) -> anyhow::Result<bool>;
+    /// Replace what is recorded about a socket (its transport after an upgrade).
+    async fn socket_update(&self, entry: &SocketEntry) -> anyhow::Result<()>;
     /// Forget a socket; `true` when it was its user's last socket anywhere.
     async fn socket_down(&self, entry: &SocketEntry) -> anyhow::Result<bool>;
     /// Those of `user_ids` with at least one socket anywhere.

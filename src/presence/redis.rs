@@ -141,6 +141,23 @@ impl Presence for RedisPresence {
             .await?)
     }
 
+    async fn socket_update(&self, e: &SocketEntry) -> anyhow::Result<()> {
+        let mut c = self.conn.clone();
+        let me = &self.node_id;
+        redis::pipe()
+            .hset(k_node(me, "sockets"), &e.info.id, serde_json::to_string(e)?)
+            .ignore()
+            .hset(
+                k_tok(&e.token_hash),
+                format!("{me}|{}", e.info.id),
+                serde_json::to_string(&e.info)?,
+            )
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
     async fn socket_down(&self, e: &SocketEntry) -> anyhow::Result<bool> {
         let mut c = self.conn.clone();
         let me = &self.node_id;

@@ -116,11 +116,22 @@ impl<A: Adapter> Hub for SocketHub<A> {
 
     fn token_sockets(&self, token_hash: String) -> BoxFuture<'static, Vec<SocketInfo>> {
         let presence = self.state.presence().clone();
+        let io = self.io.clone();
         Box::pin(async move {
-            presence.token_sockets(&token_hash).await.unwrap_or_else(|e| {
+            let mut list = presence.token_sockets(&token_hash).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %format!("{e:#}"), "presence: cannot list a token's sockets");
                 vec![]
-            })
+            });
+            // Sockets of this node answer with their live transport (a polling socket may have
+            // upgraded since it was recorded; other nodes refresh theirs on each tick).
+            if let Some(ns) = io.of(NAMESPACE) {
+                for info in &mut list {
+                    if let Some(s) = info.id.parse().ok().and_then(|sid| ns.get_socket(sid)) {
+                        info.transport = connect::transport_of(&s).as_str().to_string();
+                    }
+                }
+            }
+            list
         })
     }
 
@@ -233,6 +244,31 @@ pub async fn announce_presence<A: Adapter>(
     }
 }
 
+/// Sockets start on polling and usually upgrade to WebSocket a moment later; socketioxide
+/// has no upgrade callback, so the ticker brings recorded transports up to date.
+async fn refresh_upgraded_transports<A: Adapter>(io: &SocketIo<A>, state: &AppState) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    for s in ns.sockets() {
+        let live = connect::transport_of(&s).as_str();
+        let Some(mut ss) = s.extensions.get::<SocketSession>() else {
+            continue;
+        };
+        if ss.info.transport == live {
+            continue;
+        }
+        ss.info.transport = live.to_string();
+        let entry = crate::presence::SocketEntry {
+            user_id: ss.session.user.id,
+            token_hash: ss.session.token_hash.clone(),
+            info: ss.info.clone(),
+        };
+        s.extensions.insert(ss);
+        if let Err(e) = state.presence().socket_update(&entry).await {
+            tracing::debug!(error = %format!("{e:#}"), "presence: could not update a transport");
+        }
+    }
+}
+
 /// Renew this node's presence lease and announce users lost with a dead node.
 fn spawn_presence_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
     let every = Duration::from_millis(state.settings().redis.lease_secs * 1000 / 3);
@@ -247,6 +283,7 @@ fn spawn_presence_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
                 config_fingerprint: state.config_fingerprint().to_string(),
                 connections: state.metrics().connections.get(),
             };
+            refresh_upgraded_transports(&io, &state).await;
             match state.presence().tick(&me).await {
                 Ok(offline) => {
                     if !healthy {
