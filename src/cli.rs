@@ -78,6 +78,17 @@ pub enum UserCommand {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Create many users at once (load tests): PREFIX1..PREFIXN sharing one password.
+    Seed {
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        #[arg(long)]
+        count: u32,
+        #[arg(long, default_value = "bench-pass")]
+        password: String,
+        #[arg(long = "type", default_value = "user")]
+        user_type: String,
+    },
 }
 
 pub fn run() -> ExitCode {
@@ -138,6 +149,25 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
                 "created user id={} username={} type={}",
                 user.id, user.username, user.user_type
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command:
+                UserCommand::Seed {
+                    prefix,
+                    count,
+                    password,
+                    user_type,
+                },
+        } => {
+            let db = connect(&loaded.settings).await?;
+            crate::db::migrate_up(&db)
+                .await
+                .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))?;
+            let n = crate::users::seed_many(&db, &prefix, count, password, &user_type)
+                .await
+                .map_err(|e| ConfigError::new("user seed", format!("{e:#}")))?;
+            println!("created {n} users ({prefix}1..{prefix}{count}; existing ones kept)");
             Ok(ExitCode::SUCCESS)
         }
     }
