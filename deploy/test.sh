@@ -8,7 +8,7 @@
 #      the path the runtime stage COPYs (cargo metadata: bin name, target dir convention), non-root
 #      USER with the uid created, WORKDIR/VOLUME/ENV/EXPOSE/HEALTHCHECK/STOPSIGNAL, exec-form
 #      ENTRYPOINT; the build context after .dockerignore (emulated) holds every file the build reads
-#      (Cargo.lock consistent offline, include_bytes! targets) and no *.db / *.env;
+#      (workspace manifests with Cargo.lock consistent, include_bytes! targets) and no *.db / *.env;
 #    - docker-compose.yml: structure (two nodes of one image, one env file, distinct node ids,
 #      Redis RESP3, PostgreSQL, nginx with the repo's conf, healthchecks, depends_on conditions);
 #      `docker compose config` only when docker compose exists (it does not here: skipped, said so);
@@ -191,8 +191,11 @@ print(f"{n} files in the build context")
 ' "$ROOT" "$CTX"
 }
 context_builds() {
-    # every workspace manifest present and Cargo.lock consistent with them, offline (--locked)
-    (cd "$CTX" && cargo metadata --locked --offline --format-version 1 >/dev/null) || return 1
+    # every workspace manifest present and Cargo.lock consistent with them (--locked, as the image
+    # builds); not --offline: a fresh machine may not have every manifest cached yet
+    local host
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    (cd "$CTX" && cargo metadata --locked --format-version 1 --filter-platform "$host" >/dev/null) || return 1
     # every file the crate compiles in (include_bytes!/include_str!) is in the context
     local f inc missing=0
     while IFS=: read -r f inc; do
@@ -208,7 +211,7 @@ context_clean() {
     [[ -z $bad ]] || { echo "should not be in the image context: $bad"; return 1; }
 }
 check ".dockerignore: build context emulated" make_context
-check "build context has the whole workspace: cargo metadata --locked --offline, include_bytes! files present" context_builds
+check "build context has the whole workspace: cargo metadata --locked, include_bytes! files present" context_builds
 check "build context has no *.db, *.env, node_modules, target" context_clean
 
 # =================================================================================================
