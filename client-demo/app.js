@@ -101,6 +101,8 @@
   function redact(v, key) {
     if (typeof v === "string") {
       var k = (key || "").toLowerCase();
+      // The log is meant to be copied into bug reports: never a password in it.
+      if (k === "password" || k === "new_password" || k === "old_password") return "•••";
       if (k === "token" || k === "jwt_token" || k === "authorization" || k === "access_token" ||
           k === "refresh_token" || JWT_RE.test(v.replace(/^Bearer\s+/i, ""))) {
         return truncToken(v);

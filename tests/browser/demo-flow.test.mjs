@@ -174,6 +174,13 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
     await shot(page, "flow-06-logged-out", "#logout-result");
   });
 
+  step("the event log (meant to be copied into bug reports) never shows the password or a whole token", async () => {
+    const log = await page.textContent("#event-log");
+    assert.ok(!log.includes(ADMIN.password), "no password in the event log");
+    assert.ok(!log.includes(adminToken), "no whole token in the event log");
+    assert.match(log, /"password": "•••"/);
+  });
+
   step("no uncaught exception in the page", async () => {
     assert.deepEqual(browser.pageErrors, []);
   });
