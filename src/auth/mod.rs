@@ -21,6 +21,7 @@ use serde_json::Value;
 
 pub use session::Session;
 
+use crate::config::TokenSource;
 use crate::error::{AppError, ErrorCode};
 use crate::net;
 use crate::state::AppState;
@@ -45,6 +46,9 @@ impl Transport {
 /// What a request offers for authentication.
 pub struct AuthRequest<'a> {
     pub transport: Transport,
+    /// Where a token may come from: `auth.token_sources` for handshakes; for HTTP the route
+    /// decides (Bearer only, so a cookie cannot trigger a state change cross-site).
+    pub sources: &'a [TokenSource],
     pub parts: &'a Parts,
     /// The Socket.IO handshake `auth` payload (absent for HTTP and socket.io-client 2.x).
     pub auth_payload: Option<&'a Value>,
@@ -54,7 +58,12 @@ pub struct AuthRequest<'a> {
 pub async fn authenticate(state: &AppState, req: &AuthRequest<'_>) -> Result<Session, AppError> {
     let started = Instant::now();
     let settings = state.settings();
-    let found = source::find(req.parts, req.auth_payload, &settings.auth);
+    let found = source::find(req.parts, req.auth_payload, &settings.auth, req.sources);
+    let ignored = match &found {
+        None => source::ignored(req.parts, req.auth_payload, &settings.auth, req.sources),
+        Some(_) => None,
+    }
+    .unwrap_or_else(|| "-".into());
     let result = steps(state, req, found.as_ref()).await;
 
     let elapsed = started.elapsed();
@@ -83,13 +92,14 @@ pub async fn authenticate(state: &AppState, req: &AuthRequest<'_>) -> Result<Ses
             target: "im_server::handshake", transport = %transport, source = %source,
             verdict = %verdict, user_id = %user_id, token = %token_fp,
             elapsed_ms = %format!("{elapsed_ms:.2}"), client = %client, origin = %origin,
-            error = e.source.as_ref().map(|s| format!("{s:#}")),
+            ignored = %ignored, error = e.source.as_ref().map(|s| format!("{s:#}")),
             "auth {verdict}"
         ),
         _ => tracing::info!(
             target: "im_server::handshake", transport = %transport, source = %source,
             verdict = %verdict, user_id = %user_id, token = %token_fp,
-            elapsed_ms = %format!("{elapsed_ms:.2}"), client = %client, origin = %origin, "auth {verdict}"
+            elapsed_ms = %format!("{elapsed_ms:.2}"), client = %client, origin = %origin,
+            ignored = %ignored, "auth {verdict}"
         ),
     }
     if req.transport != Transport::Http {
@@ -114,12 +124,23 @@ async fn steps(
 /// The token steps shared by handshakes, HTTP and `auth:refresh`: JWT, then the
 /// `user_tokens` row (unless `auth.require_db_record = false`), then the user.
 pub async fn verify_token(state: &AppState, found: &source::Found) -> Result<Session, AppError> {
-    let settings = state.settings();
     let now = Utc::now();
     let verified = state.keys().verify(found.token.as_str(), now.timestamp())?;
-    let db = state.db();
-
     let db_started = Instant::now();
+    let result = lookup(state, found, &verified, now).await;
+    state.metrics().auth_db(db_started.elapsed());
+    result
+}
+
+/// The database half of [`verify_token`]: row, then user. Timed as a whole, whatever the verdict.
+async fn lookup(
+    state: &AppState,
+    found: &source::Found,
+    verified: &jwt::Verified,
+    now: chrono::DateTime<Utc>,
+) -> Result<Session, AppError> {
+    let settings = state.settings();
+    let db = state.db();
     let token_hash = store::token_hash(found.token.as_str());
     let token_id = if settings.auth.require_db_record {
         let row = store::find_token(db, &token_hash)
@@ -139,7 +160,6 @@ pub async fn verify_token(state: &AppState, found: &source::Found) -> Result<Ses
         .await
         .map_err(AppError::auth_unavailable)?
         .ok_or(ErrorCode::UserNotFound)?;
-    state.metrics().auth_db(db_started.elapsed());
     store::check_user(&user)?;
 
     Ok(Session {

@@ -44,29 +44,97 @@ pub struct Found {
     pub token: RawToken,
 }
 
-/// The first token found in the enabled sources, in the contract's order.
-pub fn find(parts: &Parts, auth_payload: Option<&Value>, cfg: &AuthSettings) -> Option<Found> {
-    const ORDER: [TokenSource; 4] = [
-        TokenSource::Auth,
-        TokenSource::Header,
-        TokenSource::Query,
-        TokenSource::Cookie,
-    ];
+const ORDER: [TokenSource; 4] = [
+    TokenSource::Auth,
+    TokenSource::Header,
+    TokenSource::Query,
+    TokenSource::Cookie,
+];
+
+/// The first token found in `allowed` sources, in the contract's order.
+pub fn find(
+    parts: &Parts,
+    auth_payload: Option<&Value>,
+    cfg: &AuthSettings,
+    allowed: &[TokenSource],
+) -> Option<Found> {
     ORDER
         .into_iter()
-        .filter(|s| cfg.token_sources.contains(s))
+        .filter(|s| allowed.contains(s))
         .find_map(|source| {
-            let raw = match source {
-                TokenSource::Auth => from_auth(auth_payload),
-                TokenSource::Header => from_header(parts),
-                TokenSource::Query => from_query(parts, &cfg.query_params),
-                TokenSource::Cookie => from_cookie(parts, &cfg.cookie_name),
-            }?;
+            let raw = raw_from(
+                source,
+                parts,
+                auth_payload,
+                &cfg.query_params,
+                &cfg.cookie_name,
+            )?;
             Some(Found {
                 source,
                 token: RawToken::parse(&raw)?,
             })
         })
+}
+
+fn raw_from(
+    source: TokenSource,
+    parts: &Parts,
+    auth_payload: Option<&Value>,
+    query_params: &[String],
+    cookie_name: &str,
+) -> Option<String> {
+    match source {
+        TokenSource::Auth => from_auth(auth_payload),
+        TokenSource::Header => from_header(parts),
+        TokenSource::Query => from_query(parts, query_params),
+        TokenSource::Cookie => from_cookie(parts, cookie_name),
+    }
+}
+
+/// Query names clients commonly use by mistake (or other frameworks' defaults).
+const OTHER_QUERY_NAMES: &[&str] = &[
+    "access_token",
+    "auth",
+    "authorization",
+    "jwt",
+    "accessToken",
+];
+
+/// When no token was found: where a token *was* sent but not read — a disabled source, another
+/// query parameter name, an `Authorization` header without `Bearer`. For the log line, so
+/// "the token never arrives" names its cause.
+pub fn ignored(
+    parts: &Parts,
+    auth_payload: Option<&Value>,
+    cfg: &AuthSettings,
+    allowed: &[TokenSource],
+) -> Option<String> {
+    let mut seen = vec![];
+    for source in ORDER.into_iter().filter(|s| !allowed.contains(s)) {
+        if raw_from(
+            source,
+            parts,
+            auth_payload,
+            &cfg.query_params,
+            &cfg.cookie_name,
+        )
+        .is_some()
+        {
+            seen.push(format!("{}(disabled)", source.as_str()));
+        }
+    }
+    if let Some(name) = OTHER_QUERY_NAMES
+        .iter()
+        .find(|n| from_query(parts, &[n.to_string()]).is_some())
+    {
+        seen.push(format!("query:{name}(not in auth.query_params)"));
+    }
+    if let Some(v) = parts.headers.get(http::header::AUTHORIZATION)
+        && strip_bearer(v.to_str().unwrap_or_default().trim()).is_none()
+    {
+        seen.push("header(not Bearer)".into());
+    }
+    (!seen.is_empty()).then(|| seen.join(","))
 }
 
 fn from_auth(payload: Option<&Value>) -> Option<String> {
@@ -129,28 +197,41 @@ mod tests {
             &[("authorization", "Bearer h"), ("cookie", "a=1; token=c")],
         );
         let auth = serde_json::json!({"token": "Bearer a"});
-        assert_eq!(find(&p, Some(&auth), &cfg).unwrap().token.as_str(), "a");
-        let f = find(&p, None, &cfg).unwrap();
+        let all = &cfg.token_sources;
+        assert_eq!(
+            find(&p, Some(&auth), &cfg, all).unwrap().token.as_str(),
+            "a"
+        );
+        let f = find(&p, None, &cfg, all).unwrap();
         assert_eq!((f.source, f.token.as_str()), (TokenSource::Header, "h"));
         let p = parts("/x?jwt_token=j%2Bk", &[("cookie", "token=c")]);
-        let f = find(&p, None, &cfg).unwrap();
+        let f = find(&p, None, &cfg, all).unwrap();
         assert_eq!((f.source, f.token.as_str()), (TokenSource::Query, "j+k"));
         let p = parts("/x", &[("cookie", "a=1; token=c")]);
-        assert_eq!(find(&p, None, &cfg).unwrap().source, TokenSource::Cookie);
+        assert_eq!(
+            find(&p, None, &cfg, all).unwrap().source,
+            TokenSource::Cookie
+        );
     }
 
     #[test]
     fn disabled_sources_and_empty_values_are_skipped() {
         let mut cfg = crate::config::Settings::default().auth;
-        cfg.token_sources = vec![TokenSource::Cookie];
         let p = parts("/x?token=q", &[("authorization", "Bearer h")]);
-        assert!(find(&p, None, &cfg).is_none());
-        let cfg = crate::config::Settings::default().auth;
+        assert!(find(&p, None, &cfg, &[TokenSource::Cookie]).is_none());
+        assert_eq!(
+            ignored(&p, None, &cfg, &[TokenSource::Cookie]).as_deref(),
+            Some("header(disabled),query(disabled)")
+        );
+        cfg.token_sources = vec![TokenSource::Auth, TokenSource::Query];
         let auth = serde_json::json!({"token": "  "});
         let p = parts("/x?token=q", &[]);
+        let f = find(&p, Some(&auth), &cfg, &cfg.token_sources).unwrap();
+        assert_eq!(f.source, TokenSource::Query);
+        let p = parts("/x?access_token=q", &[("authorization", "Basic eDp5")]);
         assert_eq!(
-            find(&p, Some(&auth), &cfg).unwrap().source,
-            TokenSource::Query
+            ignored(&p, None, &cfg, &cfg.token_sources).as_deref(),
+            Some("query:access_token(not in auth.query_params),header(not Bearer)")
         );
     }
 

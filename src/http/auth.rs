@@ -202,7 +202,7 @@ async fn validate(AuthSession(session): AuthSession) -> Reply<serde_json::Value>
 
 async fn session(
     State(state): State<AppState>,
-    AuthSession(session): AuthSession,
+    super::extract::AuthSessionOrCookie(session): super::extract::AuthSessionOrCookie,
 ) -> Result<Reply<serde_json::Value>, AppError> {
     let row = match session.token_id {
         Some(_) => store::find_token(state.db(), &session.token_hash).await?,

@@ -7,23 +7,49 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{self, AuthRequest, Session, Transport};
+use crate::config::TokenSource;
 use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 use sha2::Digest;
 
-/// An authenticated caller (Bearer header, or any enabled source).
+/// An authenticated caller: `Authorization: Bearer` only. A cookie is sent by the browser on
+/// cross-site requests too, so it must never authorize a state change (CSRF logout).
 pub struct AuthSession(pub Session);
+
+/// Bearer, or the `auth.cookie_name` cookie: for read-only introspection (`/auth/session`).
+pub struct AuthSessionOrCookie(pub Session);
+
+async fn authenticate_http(
+    parts: &Parts,
+    state: &AppState,
+    sources: &[TokenSource],
+) -> Result<Session, AppError> {
+    let req = AuthRequest {
+        transport: Transport::Http,
+        sources,
+        parts,
+        auth_payload: None,
+    };
+    auth::authenticate(state, &req).await
+}
 
 impl FromRequestParts<AppState> for AuthSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let req = AuthRequest {
-            transport: Transport::Http,
-            parts,
-            auth_payload: None,
-        };
-        auth::authenticate(state, &req).await.map(AuthSession)
+        authenticate_http(parts, state, &[TokenSource::Header])
+            .await
+            .map(AuthSession)
+    }
+}
+
+impl FromRequestParts<AppState> for AuthSessionOrCookie {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        authenticate_http(parts, state, &[TokenSource::Header, TokenSource::Cookie])
+            .await
+            .map(AuthSessionOrCookie)
     }
 }
 

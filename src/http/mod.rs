@@ -45,7 +45,10 @@ pub fn router(
             state.clone(),
             count_requests,
         ))
-        .layer(TraceLayer::new_for_http())
+        // Spans record the path only: a query may carry a token (`?token=`).
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state.clone());
     api.layer(ServiceBuilder::new().layer(cors(&state)).layer(socketio))
 }

@@ -44,6 +44,7 @@ pub async fn handshake<A: Adapter>(
     let payload = auth.ok();
     let req = AuthRequest {
         transport: transport_of(&s),
+        sources: &state.settings().auth.token_sources,
         parts: s.req_parts(),
         auth_payload: payload.as_ref(),
     };
