@@ -354,7 +354,8 @@ impl Default for Settings {
                 connect_timeout_ms: 45_000,
             },
             log: LogSettings {
-                level: "info".into(),
+                // PostgreSQL NOTICEs ("relation … already exists, skipping") are not news.
+                level: "info,sqlx::postgres::notice=warn".into(),
                 format: LogFormat::Text,
             },
         }

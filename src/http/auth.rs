@@ -57,6 +57,7 @@ async fn do_login(
 ) -> Result<Reply<serde_json::Value>, AppError> {
     let settings = state.settings();
     let ip = net::client_ip(parts, &settings.server.trust_proxy);
+    let client = ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
     if body.username.trim().is_empty() {
         return Err(AppError::bad_request("username must not be empty"));
     }
@@ -80,7 +81,7 @@ async fn do_login(
         Some(u) if password_ok && type_ok => u,
         _ => {
             tracing::info!(username = %body.username.chars().take(64).collect::<String>(),
-                client = ?ip, "login failed: INVALID_CREDENTIALS");
+                client = %client, "login failed: INVALID_CREDENTIALS");
             if let Some(wait) = state.limiter().record_failure(&body.username, ip) {
                 return Err(rate_limited(wait));
             }
@@ -147,7 +148,7 @@ async fn do_login(
             );
         }
     }
-    tracing::info!(user_id = user.id, client = ?ip, token = %crate::config::fingerprint(token.as_bytes()), "login OK");
+    tracing::info!(user_id = user.id, client = %client, token = %crate::config::fingerprint(token.as_bytes()), "login OK");
 
     Ok(Reply::ok(
         "Login successful",
