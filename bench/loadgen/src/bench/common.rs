@@ -13,7 +13,9 @@ use crate::sio::ConnectOptions;
 /// Flags shared by every scenario (accepted before or after the scenario name).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// Server base URL (http:// only; loopback).
+    /// Server base URL (http:// only; loopback). A comma-separated list spreads the sockets
+    /// over several nodes (connection i goes to URL i mod k; chat pairs land on different
+    /// nodes); logins and publishes go to the first.
     #[arg(
         long,
         global = true,
@@ -81,12 +83,28 @@ impl Default for Common {
 impl Common {
     pub fn base_options(&self) -> ConnectOptions {
         ConnectOptions {
-            base_url: self.url.trim_end_matches('/').to_owned(),
+            base_url: self.primary_url(),
             namespace: self.namespace.clone(),
             path: self.path.clone(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             ..Default::default()
         }
+    }
+
+    /// The node URLs of `--url` (one, or a comma-separated list), without trailing `/`.
+    pub fn urls(&self) -> Vec<String> {
+        let v: Vec<String> = self
+            .url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if v.is_empty() { vec![String::new()] } else { v }
+    }
+
+    /// The first URL: logins and publishes go there.
+    pub fn primary_url(&self) -> String {
+        self.urls().swap_remove(0)
     }
 
     pub fn connected_timeout(&self) -> Duration {
@@ -269,7 +287,7 @@ pub async fn login_many(c: &Common, k: usize) -> Result<Vec<Session>, String> {
             async move {
                 let mut delay = Duration::from_millis(200);
                 for attempt in 0..5 {
-                    match login(&http, &c.url, &name, &c.password).await {
+                    match login(&http, &c.primary_url(), &name, &c.password).await {
                         Ok(s) => return Ok(s),
                         Err(e) if e.contains("429") && attempt < 4 => {
                             tokio::time::sleep(delay).await;
@@ -368,6 +386,16 @@ pub fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_list() {
+        let mut c = Common::default();
+        assert_eq!(c.urls(), vec!["http://127.0.0.1:3000"]);
+        c.url = "http://127.0.0.1:1/, http://127.0.0.1:2".into();
+        assert_eq!(c.urls(), vec!["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        assert_eq!(c.primary_url(), "http://127.0.0.1:1");
+        assert_eq!(c.base_options().base_url, "http://127.0.0.1:1");
+    }
 
     #[test]
     fn source_ips() {

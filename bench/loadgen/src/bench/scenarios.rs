@@ -15,15 +15,18 @@ use crate::sio::{ConnectOptions, Error, Incoming};
 
 const CLOSE_LIMIT: Duration = Duration::from_secs(60);
 
-/// Options of connection `i`: token of user `i % users`, source address `i % ips`.
+/// Options of connection `i`: token of user `i % users`, source address `i % ips`, node
+/// `i % urls` (so with two URLs the two users of a chat pair are on different nodes).
 fn opts_for(
     c: &Common,
     sessions: Arc<Vec<Session>>,
     ips: Arc<Vec<IpAddr>>,
 ) -> impl Fn(usize) -> ConnectOptions + use<> {
     let base = c.base_options();
+    let urls = c.urls();
     move |i| {
         let mut o = base.clone();
+        o.base_url = urls[i % urls.len()].clone();
         o.auth = Some(json!({ "token": sessions[i % sessions.len()].token }));
         o.local_addr = if ips.is_empty() {
             None
@@ -379,7 +382,7 @@ pub async fn fanout(c: &Common, a: &FanoutArgs, nofile: u64) -> Result<Value, St
                 .await;
         }
         let permit = sem.clone().acquire_owned().await.expect("semaphore");
-        let (http, url, key) = (http.clone(), c.url.clone(), api_key.clone());
+        let (http, url, key) = (http.clone(), c.primary_url(), api_key.clone());
         let (expected, pub_lat, pub_errors) =
             (expected.clone(), pub_lat.clone(), pub_errors.clone());
         let obj = target.as_object_mut().expect("object");
@@ -489,6 +492,15 @@ pub fn chat_content(sched_ns: u64, seq: u64, pad_to: usize) -> String {
     s
 }
 
+/// A per-run tag (wall clock in ns ^ pid, hex), different for every loadgen run.
+pub fn run_id() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{:x}", ns ^ ((std::process::id() as u64) << 40))
+}
+
 pub fn parse_chat_content(s: &str) -> Option<(u64, u64)> {
     let mut it = s.split(' ');
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
@@ -578,6 +590,9 @@ pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String
     let ack_timeout = Duration::from_millis(a.ack_timeout_ms);
     let start = Instant::now() + Duration::from_millis(50);
     let mut max_behind = Duration::ZERO;
+    // client_msg_id must be unique across runs: the server treats a repeated (sender,
+    // client_msg_id) as a client retry (acked as a duplicate, never delivered again).
+    let run_id = run_id();
     for k in 0..total {
         let sched = start + Duration::from_secs_f64(k as f64 / a.rate);
         let now = Instant::now();
@@ -594,7 +609,7 @@ pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String
         let body = json!({
             "to": ids[to],
             "content": chat_content(sched_ns, k, a.content_bytes),
-            "client_msg_id": format!("lg-{k}"),
+            "client_msg_id": format!("lg-{run_id}-{k}"),
         });
         let em = emitters[from].clone();
         let (ack_lat2, errors2, acked2, outstanding2) = (
