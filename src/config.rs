@@ -273,6 +273,10 @@ pub struct AuthSettings {
     pub failure_mode: FailureMode,
     pub login_policy: LoginPolicy,
     pub expiry_warning_secs: u64,
+    /// How long a verified token's row and user may be reused without asking the database.
+    /// Revocations made through the server (logout, kick_previous) take effect at once on
+    /// every node; only edits made directly in the database wait this long. 0 disables.
+    pub cache_ttl_secs: u64,
     /// Failed logins allowed per username and per client address before `RATE_LIMITED`.
     pub login_max_failures: u32,
     /// The window in which those failures are counted (one failure is forgiven per
@@ -343,6 +347,7 @@ impl Default for Settings {
                 failure_mode: FailureMode::Legacy,
                 login_policy: LoginPolicy::Multi,
                 expiry_warning_secs: 60,
+                cache_ttl_secs: 10,
                 login_max_failures: 5,
                 login_failure_window_secs: 300,
             },

@@ -21,6 +21,7 @@ struct Inner {
     db: DatabaseConnection,
     keys: Keys,
     limiter: LoginLimiter,
+    auth_cache: crate::auth::cache::AuthCache,
     metrics: Metrics,
     presence: Arc<dyn Presence>,
     messages: MessageWriter,
@@ -50,7 +51,11 @@ impl AppState {
             p.settings.auth.login_max_failures,
             std::time::Duration::from_secs(p.settings.auth.login_failure_window_secs),
         );
+        let auth_cache = crate::auth::cache::AuthCache::new(std::time::Duration::from_secs(
+            p.settings.auth.cache_ttl_secs,
+        ));
         AppState(Arc::new(Inner {
+            auth_cache,
             settings: p.settings,
             keys: p.keys,
             limiter,
@@ -75,6 +80,9 @@ impl AppState {
     }
     pub fn keys(&self) -> &Keys {
         &self.0.keys
+    }
+    pub fn auth_cache(&self) -> &crate::auth::cache::AuthCache {
+        &self.0.auth_cache
     }
     pub fn limiter(&self) -> &LoginLimiter {
         &self.0.limiter

@@ -5,6 +5,7 @@
 //! never reaches back. Only [`authenticate`] writes the per-handshake log line. `diagnose` runs
 //! the same steps without stopping at the first failure.
 
+pub mod cache;
 pub mod diagnose;
 pub mod jwt;
 pub mod limit;
@@ -132,7 +133,8 @@ pub async fn verify_token(state: &AppState, found: &source::Found) -> Result<Ses
     result
 }
 
-/// The database half of [`verify_token`]: row, then user. Timed as a whole, whatever the verdict.
+/// The database half of [`verify_token`]: row, then user (from the cache when fresh), checked
+/// in the order the contract's codes are decided. Timed as a whole, whatever the verdict.
 async fn lookup(
     state: &AppState,
     found: &source::Found,
@@ -140,26 +142,23 @@ async fn lookup(
     now: chrono::DateTime<Utc>,
 ) -> Result<Session, AppError> {
     let settings = state.settings();
-    let db = state.db();
     let token_hash = store::token_hash(found.token.as_str());
-    let token_id = if settings.auth.require_db_record {
-        let row = store::find_token(db, &token_hash)
-            .await
-            .map_err(AppError::auth_unavailable)?
-            .ok_or(ErrorCode::TokenNotFound)?;
-        store::check_row(&row, now, settings.auth.leeway_secs)?;
-        if row.user_id != verified.user_id {
-            // A row whose user differs from `sub` was not issued for this token.
-            return Err(ErrorCode::TokenNotFound.into());
-        }
-        Some(row.id)
-    } else {
-        None
+    let cached = match state.auth_cache().get(&token_hash) {
+        Some(c) => c,
+        None => load(state, &token_hash, verified.user_id).await?,
     };
-    let user = store::find_user(db, verified.user_id)
-        .await
-        .map_err(AppError::auth_unavailable)?
-        .ok_or(ErrorCode::UserNotFound)?;
+    let token_id = match &cached.row {
+        Some(row) => {
+            store::check_row(row, now, settings.auth.leeway_secs)?;
+            if row.user_id != verified.user_id {
+                // A row whose user differs from `sub` was not issued for this token.
+                return Err(ErrorCode::TokenNotFound.into());
+            }
+            Some(row.id)
+        }
+        None => None,
+    };
+    let user = cached.user.ok_or(ErrorCode::UserNotFound)?;
     store::check_user(&user)?;
 
     Ok(Session {
@@ -171,4 +170,29 @@ async fn lookup(
         issued_at: verified.claims.iat.map(jwt::ts),
         expires_at: verified.claims.expires_at(),
     })
+}
+
+/// Ask the database for the token's row (unless `require_db_record = false`) and the user of
+/// `sub`. What was found is cached (a revoked row or a disabled user stays refused); a missing
+/// row is not, so a token is never remembered as unknown.
+async fn load(state: &AppState, token_hash: &str, user_id: i64) -> Result<cache::Cached, AppError> {
+    let db = state.db();
+    let row = if state.settings().auth.require_db_record {
+        Some(
+            store::find_token(db, token_hash)
+                .await
+                .map_err(AppError::auth_unavailable)?
+                .ok_or(ErrorCode::TokenNotFound)?,
+        )
+    } else {
+        None
+    };
+    let user = store::find_user(db, user_id)
+        .await
+        .map_err(AppError::auth_unavailable)?;
+    let cached = cache::Cached { row, user };
+    if cached.user.is_some() {
+        state.auth_cache().put(token_hash, cached.clone());
+    }
+    Ok(cached)
 }

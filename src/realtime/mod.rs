@@ -78,13 +78,29 @@ pub trait Hub: Send + Sync + 'static {
 struct SocketHub<A: Adapter> {
     io: SocketIo<A>,
     state: AppState,
+    /// With Redis: where revocations are announced so every node drops its cached auth.
+    revocations: Option<redis_driver::CmDriver>,
 }
+
+/// The Redis channel that carries revoked token hashes between nodes.
+const REVOCATIONS: &str = "im:revoked";
 
 impl<A: Adapter> Hub for SocketHub<A> {
     fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize> {
         let io = self.io.clone();
         let state = self.state.clone();
+        let revocations = self.revocations.clone();
         Box::pin(async move {
+            // Forget cached auth first, here and on every node, so no new handshake with these
+            // tokens can be accepted from a cache after the kick.
+            state.auth_cache().invalidate(&token_hashes);
+            if let Some(bus) = revocations {
+                use socketioxide_redis::drivers::Driver;
+                let payload = serde_json::to_vec(&token_hashes).unwrap_or_default();
+                if let Err(e) = bus.publish(REVOCATIONS.into(), payload).await {
+                    tracing::warn!(error = %e, "could not announce a revocation to other nodes");
+                }
+            }
             let Some(ns) = io.of(NAMESPACE) else { return 0 };
             let rooms: Vec<String> = token_hashes.iter().map(|h| rooms::token(h)).collect();
             if rooms.is_empty() {
@@ -173,7 +189,7 @@ pub async fn build_local(state: AppState) -> anyhow::Result<SocketIoLayer> {
     let (layer, io) = configure(SocketIo::builder(), &state)
         .with_state(expiry)
         .build_layer();
-    start(&io, &state, expiry_rx);
+    start(&io, &state, expiry_rx, None);
     // socket.io-client 2.x (Engine.IO v3) connects to `/` first; without it the session fails.
     io.ns("/", async || {});
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake));
@@ -187,6 +203,8 @@ pub async fn build_cluster(
     client: redis::Client,
 ) -> anyhow::Result<SocketIoLayer<redis_driver::ClusterAdapter<socketioxide::adapter::Emitter>>> {
     let driver = redis_driver::CmDriver::new(client).await?;
+    let revocations = driver.clone();
+    listen_for_revocations(&revocations, &state).await?;
     let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         driver,
         socketioxide_redis::RedisAdapterConfig::default(),
@@ -194,7 +212,7 @@ pub async fn build_cluster(
     let (expiry, expiry_rx) = expiry::channel();
     let builder = SocketIo::builder().with_adapter::<redis_driver::ClusterAdapter<_>>(ctr);
     let (layer, io) = configure(builder, &state).with_state(expiry).build_layer();
-    start(&io, &state, expiry_rx);
+    start(&io, &state, expiry_rx, Some(revocations));
     // With a remote adapter a namespace exists only once the adapter has subscribed.
     io.ns("/", async || {}).await?;
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))
@@ -202,13 +220,40 @@ pub async fn build_cluster(
     Ok(layer)
 }
 
-fn start<A: Adapter>(io: &SocketIo<A>, state: &AppState, expiry_rx: expiry::ExpiryRx) {
+fn start<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    expiry_rx: expiry::ExpiryRx,
+    revocations: Option<redis_driver::CmDriver>,
+) {
     expiry::spawn(io.clone(), state.clone(), expiry_rx);
     spawn_presence_ticker(io.clone(), state.clone());
     state.set_hub(Arc::new(SocketHub {
         io: io.clone(),
         state: state.clone(),
+        revocations,
     }));
+}
+
+/// Drop cached auth of tokens another node revoked. The subscription is resumed by the driver
+/// after a Redis restart.
+async fn listen_for_revocations(
+    bus: &redis_driver::CmDriver,
+    state: &AppState,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use socketioxide_redis::drivers::Driver;
+    let mut stream = bus.subscribe(REVOCATIONS.into(), 1024).await?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some((_, payload)) = stream.next().await {
+            match serde_json::from_slice::<Vec<String>>(&payload) {
+                Ok(hashes) => state.auth_cache().invalidate(&hashes),
+                Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
+            }
+        }
+    });
+    Ok(())
 }
 
 fn configure<A: Adapter>(builder: SocketIoBuilder<A>, state: &AppState) -> SocketIoBuilder<A> {

@@ -434,41 +434,28 @@ async fn handshake_with_database_gone_fails_closed_with_auth_unavailable() {
     let url = replace_host_port(&db_url, gate.addr);
     let app = spawn_with(|s| s.database.url = url).await;
     let token = app.login("admin", "admin123").await;
-    assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": token.clone()})),
-                ..app.sio_options()
-            }
-        )
-        .await,
-        "OK"
-    );
+    let unseen = app.login("kefu1", "kefu123").await;
+    let via = |t: &str| ConnectOptions {
+        auth: Some(json!({"token": t})),
+        ..app.sio_options()
+    };
+    assert_eq!(handshake_code(&app, via(&token)).await, "OK");
     gate.cut();
+    // A token the server cannot check now is refused...
+    assert_eq!(handshake_code(&app, via(&unseen)).await, "AUTH_UNAVAILABLE");
     assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": token.clone()})),
-                ..app.sio_options()
-            }
-        )
-        .await,
+        app.get("/auth/validate", Some(&unseen)).await.1["code"],
         "AUTH_UNAVAILABLE"
     );
+    // ...while one verified seconds ago rides out the blip from the auth cache (revocations
+    // through the server invalidate that cache at once; see auth_cache_* tests).
+    assert_eq!(handshake_code(&app, via(&token)).await, "OK");
     gate.restore();
     // The pool reconnects by itself.
     let mut code = String::new();
     for _ in 0..20 {
-        code = handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": token.clone()})),
-                ..app.sio_options()
-            },
-        )
-        .await;
+        // The token that was refused while the database was gone (never cached).
+        code = handshake_code(&app, via(&unseen)).await;
         if code == "OK" {
             break;
         }
@@ -494,4 +481,21 @@ async fn unknown_event_with_ack_gets_bad_request_and_socket_stays_open() {
         .unwrap();
     assert_eq!(ack[0]["code"], "BAD_REQUEST");
     assert!(!c.is_closed());
+}
+
+#[tokio::test]
+async fn auth_cache_never_outlives_a_revocation() {
+    let app = spawn_with(|s| s.auth.cache_ttl_secs = 3600).await;
+    let token = app.login("admin", "admin123").await;
+    let via = || ConnectOptions {
+        auth: Some(json!({"token": token.clone()})),
+        ..app.sio_options()
+    };
+    assert_eq!(handshake_code(&app, via()).await, "OK"); // now cached for an hour
+    app.post("/auth/logout", json!({}), Some(&token)).await;
+    assert_eq!(handshake_code(&app, via()).await, "TOKEN_REVOKED");
+    assert_eq!(
+        app.get("/auth/validate", Some(&token)).await.1["code"],
+        "TOKEN_REVOKED"
+    );
 }

@@ -383,3 +383,24 @@ async fn nodes_survive_a_redis_restart_without_restarting() {
         "cross-node delivery recovered after the Redis restart"
     );
 }
+
+#[tokio::test]
+async fn a_revocation_on_one_node_clears_cached_auth_on_the_others() {
+    let c = Cluster::start(2).await;
+    let token = c.login(0, "admin", "admin123").await;
+    // Node B verifies (and caches) the token...
+    let first = c.connect(1, &token).await;
+    first.close().await;
+    // ...node A revokes it: B must not accept it from its cache.
+    let (s, _) = http_json(
+        Method::POST,
+        &format!("{}/auth/logout", c.nodes[0].base),
+        Some(json!({})),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mut again = Client::connect(c.nodes[1].sio(&token)).await.unwrap();
+    assert_eq!(expect_rejected(&mut again).await["code"], "TOKEN_REVOKED");
+}

@@ -1,0 +1,124 @@
+//! A short-lived cache of the database half of authentication (`user_tokens` row + user),
+//! keyed by token hash: a reconnect storm or a reload of many tabs costs no query per
+//! handshake.
+//!
+//! Revocation stays immediate: every revocation this server makes (logout, kick_previous)
+//! goes through `Hub::kick_tokens`, which drops the entries here and, with Redis, on every
+//! node. Only changes made behind the server's back (SQL by hand) wait for `auth.cache_ttl_secs`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use entity::{user_tokens, users};
+
+/// What the database said about a token: its row (`None` when rows are not required) and the
+/// user of its `sub`.
+#[derive(Clone)]
+pub struct Cached {
+    pub row: Option<user_tokens::Model>,
+    pub user: Option<users::Model>,
+}
+
+pub struct AuthCache {
+    ttl: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, (Instant, Cached)>,
+    /// Hashes invalidated within the last TTL: a lookup that read the row just before the
+    /// revocation must not put the stale answer back.
+    tombstones: HashMap<String, Instant>,
+}
+
+/// Entries kept at most; beyond it, expired entries are swept, then everything is dropped.
+const MAX_ENTRIES: usize = 200_000;
+
+impl AuthCache {
+    pub fn new(ttl: Duration) -> Self {
+        AuthCache {
+            ttl,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, token_hash: &str) -> Option<Cached> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let inner = self.lock();
+        let (at, c) = inner.entries.get(token_hash)?;
+        (at.elapsed() < self.ttl).then(|| c.clone())
+    }
+
+    pub fn put(&self, token_hash: &str, c: Cached) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let ttl = self.ttl;
+        let mut inner = self.lock();
+        if inner
+            .tombstones
+            .get(token_hash)
+            .is_some_and(|at| at.elapsed() < ttl)
+        {
+            return;
+        }
+        if inner.entries.len() >= MAX_ENTRIES {
+            inner.entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if inner.entries.len() >= MAX_ENTRIES {
+                inner.entries.clear();
+            }
+        }
+        inner
+            .entries
+            .insert(token_hash.to_string(), (Instant::now(), c));
+    }
+
+    pub fn invalidate(&self, token_hashes: &[String]) {
+        let ttl = self.ttl;
+        let mut inner = self.lock();
+        inner.tombstones.retain(|_, at| at.elapsed() < ttl);
+        let now = Instant::now();
+        for h in token_hashes {
+            inner.entries.remove(h);
+            inner.tombstones.insert(h.clone(), now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Cached {
+        Cached {
+            row: None,
+            user: None,
+        }
+    }
+
+    #[test]
+    fn invalidated_tokens_are_not_put_back_by_a_lookup_in_flight() {
+        let c = AuthCache::new(Duration::from_secs(10));
+        c.put("a", entry());
+        assert!(c.get("a").is_some());
+        c.invalidate(&["a".to_string()]);
+        assert!(c.get("a").is_none());
+        c.put("a", entry()); // a lookup that read the row before the revocation
+        assert!(c.get("a").is_none());
+    }
+
+    #[test]
+    fn zero_ttl_disables_the_cache() {
+        let c = AuthCache::new(Duration::ZERO);
+        c.put("a", entry());
+        assert!(c.get("a").is_none());
+    }
+}
