@@ -50,7 +50,33 @@ pub fn router(
             tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state.clone());
-    api.layer(ServiceBuilder::new().layer(cors(&state)).layer(socketio))
+    api.layer(
+        ServiceBuilder::new()
+            .layer(cors(&state))
+            .map_request(compact_request)
+            .layer(socketio),
+    )
+}
+
+/// Copy the request line and headers out of hyper's read buffer.
+///
+/// hyper parses headers and the URI as slices of its 8 KiB connection read buffer, and
+/// socketioxide keeps every socket's request `Parts` for its whole life (`req_parts()`), so
+/// each idle socket pinned that whole buffer. Measured with massif: ~4.5 KiB of heap per idle
+/// connection, and more in RSS. A few hundred bytes of copies let the buffer go.
+fn compact_request<B>(req: http::Request<B>) -> http::Request<B> {
+    let (mut parts, body) = req.into_parts();
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in parts.headers.iter() {
+        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            headers.append(name.clone(), v);
+        }
+    }
+    parts.headers = headers;
+    if let Ok(uri) = http::Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    http::Request::from_parts(parts, body)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> AppError {
