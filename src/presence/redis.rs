@@ -85,6 +85,20 @@ impl RedisPresence {
         Ok(false)
     }
 
+    /// The writes that record one socket: in this node's socket hash and its token's hash.
+    fn record(&self, p: &mut redis::Pipeline, e: &SocketEntry) -> anyhow::Result<()> {
+        let me = &self.node_id;
+        p.hset(k_node(me, "sockets"), &e.info.id, serde_json::to_string(e)?)
+            .ignore()
+            .hset(
+                k_tok(&e.token_hash),
+                format!("{me}|{}", e.info.id),
+                serde_json::to_string(&e.info)?,
+            )
+            .ignore();
+        Ok(())
+    }
+
     /// Delete a node's keys and its entries in token hashes; returns its users.
     async fn purge_node(&self, node: &str) -> anyhow::Result<Vec<i64>> {
         let mut c = self.conn.clone();
@@ -115,24 +129,16 @@ impl Presence for RedisPresence {
     async fn socket_up(&self, e: &SocketEntry) -> anyhow::Result<bool> {
         let mut c = self.conn.clone();
         let me = &self.node_id;
-        let (count,): (i64,) = redis::pipe()
-            .hincr(k_node(me, "users"), e.user_id, 1)
+        let mut p = redis::pipe();
+        p.hincr(k_node(me, "users"), e.user_id, 1)
             .hset_nx(
                 k_node(me, "since"),
                 e.user_id,
                 e.info.connected_at.timestamp_millis(),
             )
-            .ignore()
-            .hset(k_node(me, "sockets"), &e.info.id, serde_json::to_string(e)?)
-            .ignore()
-            .hset(
-                k_tok(&e.token_hash),
-                format!("{me}|{}", e.info.id),
-                serde_json::to_string(&e.info)?,
-            )
-            .ignore()
-            .query_async(&mut c)
-            .await?;
+            .ignore();
+        self.record(&mut p, e)?;
+        let (count,): (i64,) = p.query_async(&mut c).await?;
         if count != 1 {
             return Ok(false);
         }
@@ -143,18 +149,9 @@ impl Presence for RedisPresence {
 
     async fn socket_update(&self, e: &SocketEntry) -> anyhow::Result<()> {
         let mut c = self.conn.clone();
-        let me = &self.node_id;
-        redis::pipe()
-            .hset(k_node(me, "sockets"), &e.info.id, serde_json::to_string(e)?)
-            .ignore()
-            .hset(
-                k_tok(&e.token_hash),
-                format!("{me}|{}", e.info.id),
-                serde_json::to_string(&e.info)?,
-            )
-            .ignore()
-            .query_async::<()>(&mut c)
-            .await?;
+        let mut p = redis::pipe();
+        self.record(&mut p, e)?;
+        p.query_async::<()>(&mut c).await?;
         Ok(())
     }
 
