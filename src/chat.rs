@@ -221,30 +221,79 @@ async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// One transaction for the whole batch; per-message refusals (bad recipient) are answers, not
-/// failures. The jobs stay in `batch` so a failed transaction can be retried one by one.
+/// The whole batch in one statement where the database supports `INSERT … RETURNING` (SQLite,
+/// PostgreSQL), else one transaction. Unknown recipients are answered without failing the
+/// batch (one `IN (…)` lookup for the ids not yet known). Anything else — a repeated
+/// `client_msg_id` hitting the unique index, a recipient deleted meanwhile — fails the batch,
+/// and `write_loop` retries it message by message, where each case gets its precise answer.
 async fn write_batch(
     db: &DatabaseConnection,
     batch: &mut [Job],
     known_users: &mut HashSet<i64>,
 ) -> Result<Vec<Result<Stored, AppError>>, sea_orm::DbErr> {
-    let txn = db.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch.iter() {
-        let out = Outgoing {
-            to: job.out.to,
-            content: MessageContent(job.out.content.0.clone()),
-            client_msg_id: job.out.client_msg_id.clone(),
-        };
-        match store(&txn, job.from, out, known_users).await {
-            Err(e) if e.code == ErrorCode::Internal => {
-                return Err(sea_orm::DbErr::Custom(format!("{:?}", e.source)));
-            }
-            r => results.push(r),
+    let unknown: HashSet<i64> = batch
+        .iter()
+        .map(|j| j.out.to)
+        .filter(|id| !known_users.contains(id))
+        .collect();
+    if !unknown.is_empty() {
+        if known_users.len() > 100_000 {
+            known_users.clear();
         }
+        let found = users::Entity::find()
+            .filter(users::Column::Id.is_in(unknown.iter().copied()))
+            .all(db)
+            .await?;
+        known_users.extend(found.into_iter().map(|u| u.id));
     }
-    txn.commit().await?;
-    Ok(results)
+    let now = Utc::now();
+    let rows: Vec<messages::ActiveModel> = batch
+        .iter()
+        .filter(|j| known_users.contains(&j.out.to))
+        .map(|j| messages::ActiveModel {
+            from_user_id: Set(j.from),
+            to_user_id: Set(j.out.to),
+            content: Set(j.out.content.0.clone()),
+            client_msg_id: Set(j.out.client_msg_id.clone()),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .collect();
+    let mut stored: Vec<messages::Model> = if rows.is_empty() {
+        vec![]
+    } else if db.support_returning() {
+        messages::Entity::insert_many(rows)
+            .exec_with_returning(db)
+            .await?
+    } else {
+        let txn = db.begin().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(row.insert(&txn).await?);
+        }
+        txn.commit().await?;
+        out
+    };
+    // Ids are assigned in VALUES order; RETURNING's row order is not promised.
+    stored.sort_by_key(|m| m.id);
+    let mut stored = stored.into_iter();
+    Ok(batch
+        .iter()
+        .map(|j| {
+            if !known_users.contains(&j.out.to) {
+                return Err(user_not_found(j.out.to));
+            }
+            stored
+                .next()
+                .map(|message| Stored {
+                    message,
+                    created: true,
+                })
+                .ok_or_else(|| {
+                    AppError::internal(anyhow::anyhow!("batch insert returned too few rows"))
+                })
+        })
+        .collect())
 }
 
 async fn find_by_client_id(

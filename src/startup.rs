@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::jwt::Keys;
@@ -156,6 +157,13 @@ impl Application {
             tracing::info!("shutting down: no new connections; closing sockets");
             hub.close().await;
         };
+        // Small writes (the Engine.IO OPEN packet, `connected`, a chat message) must leave at
+        // once: with Nagle on, each waited for the peer's delayed ACK, ~40 ms per handshake.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -327,3 +327,64 @@ async fn publish_reaches_the_union_of_targets_and_counts_sockets() {
         "{next:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_sends_are_batched_and_each_ack_names_its_own_row() {
+    let app = spawn_app().await;
+    let (_, ta, bob, tb) = two_users(&app).await;
+    let (c, _) = app.connect_ok(&ta).await;
+    let (_b, _) = app.connect_ok(&tb).await;
+    let em = c.emitter();
+    // 60 sends in flight at once (they share the writer's batches), with an unknown recipient
+    // and a client retry mixed in.
+    let mut sends = vec![];
+    for i in 0..60 {
+        let em = em.clone();
+        let (to, cmid) = match i {
+            7 => (99_999, format!("c{i}")),
+            20 => (bob, "c3".to_string()), // retry of message 3
+            _ => (bob, format!("c{i}")),
+        };
+        sends.push(tokio::spawn(async move {
+            let ack = em
+                .emit_with_ack(
+                    "send_message",
+                    json!({"to": to, "content": format!("m{i}"), "client_msg_id": cmid}),
+                    WAIT,
+                )
+                .await
+                .unwrap();
+            (i, ack[0].clone())
+        }));
+    }
+    let mut acks = std::collections::HashMap::new();
+    for s in sends {
+        let (i, ack) = s.await.unwrap();
+        acks.insert(i, ack);
+    }
+    assert_eq!(acks[&7]["code"], "USER_NOT_FOUND");
+    assert_eq!(
+        acks[&20]["id"], acks[&3]["id"],
+        "a retry returns the first message's id"
+    );
+    let (_, page) = app
+        .get(&format!("/api/messages?with={bob}&limit=200"), Some(&ta))
+        .await;
+    let rows = page["data"]["messages"].as_array().unwrap();
+    assert_eq!(rows.len(), 58, "60 sends - 1 unknown recipient - 1 retry");
+    for (i, ack) in &acks {
+        if *i == 7 || *i == 20 {
+            continue;
+        }
+        assert_eq!(ack["ok"], true, "{i}: {ack}");
+        let row = rows
+            .iter()
+            .find(|r| r["id"] == ack["id"])
+            .unwrap_or_else(|| panic!("no row for ack {i}"));
+        assert_eq!(
+            row["content"],
+            format!("m{i}"),
+            "ack {i} names the row with its own content"
+        );
+    }
+}

@@ -100,8 +100,34 @@ async fn the_whole_login_and_handshake_path_works_on_mariadb_and_postgres() {
         let url = fresh_database(&service_url(var)).await;
         let app = spawn_with(|s| s.database.url = url).await;
         let token = app.login("admin", "admin123").await;
-        let (_c, info) = app.connect_ok(&token).await;
+        let (c, info) = app.connect_ok(&token).await;
         assert_eq!(info["username"], "admin", "{var}");
+        // Messages go through the batch writer (RETURNING on PostgreSQL, a transaction on MySQL).
+        let em = c.emitter();
+        let sends: Vec<_> = (0..10)
+            .map(|i| {
+                let em = em.clone();
+                tokio::spawn(async move {
+                    em.emit_with_ack(
+                        "send_message",
+                        serde_json::json!({"to": 2, "content": format!("m{i}")}),
+                        WAIT,
+                    )
+                    .await
+                    .unwrap()[0]
+                        .clone()
+                })
+            })
+            .collect();
+        for s in sends {
+            assert_eq!(s.await.unwrap()["ok"], true, "{var}");
+        }
+        let (_, page) = app.get("/api/messages?with=2", Some(&token)).await;
+        assert_eq!(
+            page["data"]["messages"].as_array().unwrap().len(),
+            10,
+            "{var}: {page}"
+        );
         assert_eq!(
             app.post("/auth/logout", serde_json::json!({}), Some(&token))
                 .await
