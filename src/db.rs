@@ -18,7 +18,17 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     .min_connections(1)
     .connect_timeout(Duration::from_secs(5))
     .acquire_timeout(Duration::from_secs(5))
-    .sqlx_logging(false);
+    .sqlx_logging(false)
+    // On every pooled connection (a PRAGMA run once reaches one connection only): WAL lets
+    // readers proceed during a write; NORMAL sync is crash-safe in WAL without an fsync per
+    // commit; busy_timeout turns write contention into a short wait instead of SQLITE_BUSY.
+    .map_sqlx_sqlite_opts(|o| {
+        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+    });
     let db = Database::connect(opts).await.map_err(|e| {
         ConfigError::new(
             "database.url",

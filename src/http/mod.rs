@@ -74,6 +74,10 @@ fn compact_request<B>(req: http::Request<B>) -> http::Request<B> {
     }
     parts.headers = headers;
     if let Ok(uri) = http::Uri::try_from(parts.uri.to_string()) {
+        // axum's Router already stored the original URI: it points into the same buffer.
+        parts
+            .extensions
+            .insert(axum::extract::OriginalUri(uri.clone()));
         parts.uri = uri;
     }
     http::Request::from_parts(parts, body)

@@ -67,3 +67,23 @@ async fn connections_count_authenticated_sockets() {
     }
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_on_every_connection() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    for _ in 0..4 {
+        let row = app
+            .state
+            .db()
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "PRAGMA journal_mode",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let mode: String = row.try_get_by_index(0).unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
