@@ -113,16 +113,7 @@ pub async fn store(
         }
         known_users.insert(out.to);
     }
-    let inserted = messages::ActiveModel {
-        from_user_id: Set(from),
-        to_user_id: Set(out.to),
-        content: Set(out.content.0),
-        client_msg_id: Set(out.client_msg_id.clone()),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(db)
-    .await;
+    let inserted = new_row(from, &out, Utc::now()).insert(db).await;
     match inserted {
         Ok(message) => Ok(Stored {
             message,
@@ -154,6 +145,18 @@ pub async fn store(
             Err(user_not_found(out.to))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The row one message becomes: the single place both write paths build it.
+fn new_row(from: i64, out: &Outgoing, now: chrono::DateTime<Utc>) -> messages::ActiveModel {
+    messages::ActiveModel {
+        from_user_id: Set(from),
+        to_user_id: Set(out.to),
+        content: Set(out.content.0.clone()),
+        client_msg_id: Set(out.client_msg_id.clone()),
+        created_at: Set(now),
+        ..Default::default()
     }
 }
 
@@ -250,14 +253,7 @@ async fn write_batch(
     let rows: Vec<messages::ActiveModel> = batch
         .iter()
         .filter(|j| known_users.contains(&j.out.to))
-        .map(|j| messages::ActiveModel {
-            from_user_id: Set(j.from),
-            to_user_id: Set(j.out.to),
-            content: Set(j.out.content.0.clone()),
-            client_msg_id: Set(j.out.client_msg_id.clone()),
-            created_at: Set(now),
-            ..Default::default()
-        })
+        .map(|j| new_row(j.from, &j.out, now))
         .collect();
     let mut stored: Vec<messages::Model> = if rows.is_empty() {
         vec![]

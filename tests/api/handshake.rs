@@ -60,13 +60,7 @@ async fn every_token_source_is_accepted_and_bearer_prefix_is_stripped() {
     let app = spawn_app().await;
     let token = app.login("admin", "admin123").await;
     let cases: Vec<(&str, ConnectOptions)> = vec![
-        (
-            "auth",
-            ConnectOptions {
-                auth: Some(json!({"token": token})),
-                ..app.sio_options()
-            },
-        ),
+        ("auth", app.with_token(&token)),
         (
             "auth+Bearer",
             ConnectOptions {
@@ -117,17 +111,7 @@ async fn disabled_sources_are_ignored() {
         ..app.sio_options()
     };
     assert_eq!(handshake_code(&app, via_query).await, "TOKEN_MISSING");
-    assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": token})),
-                ..app.sio_options()
-            }
-        )
-        .await,
-        "OK"
-    );
+    assert_eq!(handshake_code(&app, app.with_token(&token)).await, "OK");
 }
 
 #[tokio::test]
@@ -241,14 +225,7 @@ async fn every_jwt_failure_gets_its_code() {
         ),
     ];
     for (name, token, code) in cases {
-        let got = handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": token})),
-                ..app.sio_options()
-            },
-        )
-        .await;
+        let got = handshake_code(&app, app.with_token(&token)).await;
         assert_eq!(got, code, "case {name}");
         // One path: HTTP says the same.
         let (status, body) = app.get("/auth/validate", Some(&token)).await;
@@ -270,28 +247,11 @@ async fn base64_secret_configured_on_one_side_is_accepted_when_both_agree() {
     .await;
     // Signed with the decoded bytes: accepted.
     let good = forge(raw, "HS256", &claims(1, 600));
-    assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": good})),
-                ..app.sio_options()
-            }
-        )
-        .await,
-        "OK"
-    );
+    assert_eq!(handshake_code(&app, app.with_token(&good)).await, "OK");
     // Signed with the base64 text as if it were the key: refused.
     let bad = forge(&b64_secret, "HS256", &claims(1, 600));
     assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": bad})),
-                ..app.sio_options()
-            }
-        )
-        .await,
+        handshake_code(&app, app.with_token(&bad)).await,
         "TOKEN_INVALID_SIGNATURE"
     );
 }
@@ -316,31 +276,14 @@ async fn previous_secret_is_accepted_until_valid_until() {
     })
     .await;
     let t = forge(old, "HS256", &claims(1, 600));
-    assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": t})),
-                ..app.sio_options()
-            }
-        )
-        .await,
-        "OK"
-    );
+    assert_eq!(handshake_code(&app, app.with_token(&t)).await, "OK");
     let t = forge(
         "an-expired-previous-secret-0123456789",
         "HS256",
         &claims(1, 600),
     );
     assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": t})),
-                ..app.sio_options()
-            }
-        )
-        .await,
+        handshake_code(&app, app.with_token(&t)).await,
         "TOKEN_INVALID_SIGNATURE"
     );
 }
@@ -353,14 +296,7 @@ async fn revoked_disabled_and_unknown_users_get_their_codes() {
     let (status, _) = app.post("/auth/logout", json!({}), Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": token})),
-                ..app.sio_options()
-            }
-        )
-        .await,
+        handshake_code(&app, app.with_token(&token)).await,
         "TOKEN_REVOKED"
     );
 
@@ -370,14 +306,7 @@ async fn revoked_disabled_and_unknown_users_get_their_codes() {
     active.is_active = Set(false);
     active.update(app.state.db()).await.unwrap();
     assert_eq!(
-        handshake_code(
-            &app,
-            ConnectOptions {
-                auth: Some(json!({"token": token})),
-                ..app.sio_options()
-            }
-        )
-        .await,
+        handshake_code(&app, app.with_token(&token)).await,
         "USER_DISABLED"
     );
     let (status, body) = app
@@ -395,14 +324,7 @@ async fn revoked_disabled_and_unknown_users_get_their_codes() {
     let jwt_only = spawn_with(|s| s.auth.require_db_record = false).await;
     let ghost = forge(SECRET, "HS256", &claims(999, 600));
     assert_eq!(
-        handshake_code(
-            &jwt_only,
-            ConnectOptions {
-                auth: Some(json!({"token": ghost})),
-                ..jwt_only.sio_options()
-            }
-        )
-        .await,
+        handshake_code(&jwt_only, jwt_only.with_token(&ghost)).await,
         "USER_NOT_FOUND"
     );
 }
@@ -435,10 +357,7 @@ async fn handshake_with_database_gone_fails_closed_with_auth_unavailable() {
     let app = spawn_with(|s| s.database.url = url).await;
     let token = app.login("admin", "admin123").await;
     let unseen = app.login("kefu1", "kefu123").await;
-    let via = |t: &str| ConnectOptions {
-        auth: Some(json!({"token": t})),
-        ..app.sio_options()
-    };
+    let via = |t: &str| app.with_token(&t);
     assert_eq!(handshake_code(&app, via(&token)).await, "OK");
     gate.cut();
     // A token the server cannot check now is refused...
@@ -487,10 +406,7 @@ async fn unknown_event_with_ack_gets_bad_request_and_socket_stays_open() {
 async fn auth_cache_never_outlives_a_revocation() {
     let app = spawn_with(|s| s.auth.cache_ttl_secs = 3600).await;
     let token = app.login("admin", "admin123").await;
-    let via = || ConnectOptions {
-        auth: Some(json!({"token": token.clone()})),
-        ..app.sio_options()
-    };
+    let via = || app.with_token(&token.clone());
     assert_eq!(handshake_code(&app, via()).await, "OK"); // now cached for an hour
     app.post("/auth/logout", json!({}), Some(&token)).await;
     assert_eq!(handshake_code(&app, via()).await, "TOKEN_REVOKED");

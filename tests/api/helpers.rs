@@ -159,13 +159,17 @@ impl TestApp {
         }
     }
 
-    /// Open a `/im` socket with the token in the handshake `auth` payload.
-    pub async fn connect(&self, token: &str) -> Client {
-        self.connect_with(ConnectOptions {
+    /// Options carrying `token` in the handshake `auth` payload (anything `json!` accepts).
+    pub fn with_token<T: serde::Serialize + ?Sized>(&self, token: &T) -> ConnectOptions {
+        ConnectOptions {
             auth: Some(json!({ "token": token })),
             ..self.sio_options()
-        })
-        .await
+        }
+    }
+
+    /// Open a `/im` socket with the token in the handshake `auth` payload.
+    pub async fn connect(&self, token: &str) -> Client {
+        self.connect_with(self.with_token(token)).await
     }
 
     pub async fn connect_with(&self, opts: ConnectOptions) -> Client {
