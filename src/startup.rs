@@ -145,6 +145,7 @@ impl Application {
             router,
             state,
         } = self;
+        let checkpointer = crate::db::spawn_wal_checkpointer(state.db());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -181,6 +182,9 @@ impl Application {
             _ = deadline => tracing::warn!(secs = drain.as_secs(), "drain timed out; closing remaining connections"),
         }
         state.touches().flush().await;
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.abort();
+        }
         if let Err(e) = state.db().clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");
         }

@@ -87,3 +87,52 @@ async fn sqlite_runs_in_wal_mode_on_every_connection() {
         assert_eq!(mode, "wal");
     }
 }
+
+/// The WAL is copied into the database file by the background checkpointer, not only when a
+/// commit crosses `wal_autocheckpoint` pages (which a few rows never do). An `immutable=1`
+/// connection reads the main file alone, ignoring the WAL: the new user shows there only once a
+/// checkpoint ran.
+#[tokio::test]
+async fn sqlite_wal_is_checkpointed_in_the_background() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let row = app
+        .state
+        .db()
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA wal_autocheckpoint",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let pages: i64 = row.try_get_by_index(0).unwrap();
+    assert_eq!(
+        pages, 10_000,
+        "the writer's own checkpoint is only a backstop"
+    );
+
+    app.create_user("checkpointed", "a-password-1", "user")
+        .await;
+    let file = app.dir.path().join("im.db");
+    let main_file_only = format!("sqlite://{}?immutable=1", file.display());
+    eventually("the new user is in the database file itself", 10, || {
+        let url = main_file_only.clone();
+        async move {
+            let db = sea_orm::Database::connect(url).await.unwrap();
+            // Before the first checkpoint even the tables exist only in the WAL.
+            let found = db
+                .query_one_raw(Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    "SELECT count(*) FROM users WHERE username = 'checkpointed'",
+                ))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.try_get_by_index::<i64>(0).ok());
+            db.close().await.ok();
+            found == Some(1)
+        }
+    })
+    .await;
+}
