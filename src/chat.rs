@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use chrono::Utc;
 use entity::{messages, users};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
+    TryIntoModel,
 };
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -224,8 +225,8 @@ async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// The whole batch in one statement where the database supports `INSERT … RETURNING` (SQLite,
-/// PostgreSQL), else one transaction. Unknown recipients are answered without failing the
+/// The whole batch in one statement (SQLite: `insert_consecutive`; PostgreSQL: `INSERT …
+/// RETURNING`), else (MySQL) one transaction. Unknown recipients are answered without failing the
 /// batch (one `IN (…)` lookup for the ids not yet known). Anything else — a repeated
 /// `client_msg_id` hitting the unique index, a recipient deleted meanwhile — fails the batch,
 /// and `write_loop` retries it message by message, where each case gets its precise answer.
@@ -257,6 +258,8 @@ async fn write_batch(
         .collect();
     let mut stored: Vec<messages::Model> = if rows.is_empty() {
         vec![]
+    } else if db.get_database_backend() == DbBackend::Sqlite {
+        insert_consecutive(db, rows).await?
     } else if db.support_returning() {
         messages::Entity::insert_many(rows)
             .exec_with_returning(db)
@@ -290,6 +293,29 @@ async fn write_batch(
                 })
         })
         .collect())
+}
+
+/// SQLite: the batch as one INSERT without RETURNING, ids computed from `last_insert_rowid`.
+///
+/// The statement runs under SQLite's single write lock and gives each new row the table's
+/// largest rowid + 1, so one statement's rows are consecutive. Why not RETURNING: sqlx passes
+/// each returned row from its SQLite thread to ours separately — a cross-thread wake-up per
+/// message, the largest item of a chat message's cost under load (perf: futex and context
+/// switches); this way a batch is one request and one answer.
+async fn insert_consecutive(
+    db: &DatabaseConnection,
+    rows: Vec<messages::ActiveModel>,
+) -> Result<Vec<messages::Model>, sea_orm::DbErr> {
+    let stmt = messages::Entity::insert_many(rows.iter().cloned()).build(DbBackend::Sqlite);
+    let last = db.execute_raw(stmt).await?.last_insert_id() as i64;
+    let first = last + 1 - rows.len() as i64;
+    rows.into_iter()
+        .zip(first..)
+        .map(|(mut row, id)| {
+            row.id = Set(id);
+            row.try_into_model()
+        })
+        .collect()
 }
 
 async fn find_by_client_id(

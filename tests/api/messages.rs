@@ -388,3 +388,40 @@ async fn concurrent_sends_are_batched_and_each_ack_names_its_own_row() {
         );
     }
 }
+
+/// Messages queued together reach the writer as one batch, which SQLite stores with one INSERT
+/// and whose ids are derived from `last_insert_rowid`: every caller must get back its own row.
+#[tokio::test]
+async fn a_batch_of_queued_messages_gets_the_ids_of_its_own_rows() {
+    use entity::messages;
+    use sea_orm::EntityTrait;
+    let app = spawn_app().await;
+    let (alice, _, bob, _) = two_users(&app).await;
+    // A row that is not part of the batch, so ids do not start at 1.
+    let writer = app.state.messages();
+    let parse = |v: Value| im_server::chat::Outgoing::parse(Some(&v)).unwrap();
+    writer
+        .store(bob, parse(json!({"to": alice, "content": "before"})))
+        .await
+        .unwrap();
+    // All 200 are queued before the writer task runs (one test thread), so it takes them at once.
+    let stored = futures_util::future::join_all(
+        (0..200)
+            .map(|i| writer.store(alice, parse(json!({"to": bob, "content": format!("m{i}")})))),
+    )
+    .await;
+    let mut ids = std::collections::HashSet::new();
+    for (i, s) in stored.into_iter().enumerate() {
+        let s = s.unwrap_or_else(|e| panic!("message {i}: {e:?}"));
+        assert!(s.created);
+        assert_eq!(s.message.content, format!("m{i}"));
+        let row = messages::Entity::find_by_id(s.message.id)
+            .one(app.state.db())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no row with the id message {i} was given"));
+        assert_eq!(row, s.message, "message {i}: the id names its own row");
+        ids.insert(s.message.id);
+    }
+    assert_eq!(ids.len(), 200);
+}
