@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
-use futures_util::{
-    SinkExt, StreamExt, TryStreamExt,
-    stream::{SplitSink, SplitStream},
-};
+use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    time::Instant,
+};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -123,7 +123,7 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    let (socket, ws) = if let Some(sid) = sid {
+    let (socket, ws, heartbeat) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
             Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
@@ -148,7 +148,7 @@ where
                         return Err(Error::Upgrade);
                     }
                 }
-                (socket, ws)
+                (socket, ws, None)
             }
         }
     } else {
@@ -159,22 +159,14 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        socket
-            .clone()
-            .spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
-        (socket, ws)
+        // The heartbeat of a session opened on WebSocket runs in this connection's loop below,
+        // not in a task of its own (a session upgraded from polling keeps its polling task).
+        let heartbeat = Heartbeat::new(socket.protocol, &engine.config);
+        (socket, ws, Some(heartbeat))
     };
-    let (tx, rx) = ws.split();
 
-    // Pipe between websocket and internal socket channel.
-    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
-
-    // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
-        .with_cancellation_token(&socket.cancellation_token)
-        .await
-    {
-        Some(Err(ref e)) => {
+    match drive(&engine, &socket, ws, heartbeat).await {
+        Err(ref e) => {
             let reason =
                 Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
 
@@ -182,12 +174,12 @@ where
             tracing::debug!("error when handling packet: {:?}", e);
             engine.close_session(socket.id, reason);
         }
-        Some(Ok(())) => {
+        Ok(Ended::ByClient) => {
             #[cfg(feature = "tracing")]
             tracing::debug!(sid = %socket.id, "ws transport was closed");
             engine.close_session(socket.id, DisconnectReason::TransportClose);
         }
-        None => {
+        Ok(Ended::Cancelled) => {
             #[cfg(feature = "tracing")]
             tracing::debug!(sid = %socket.id, "socket is closing");
         }
@@ -195,66 +187,97 @@ where
     Ok(())
 }
 
-/// Forwards all packets received from a websocket to a EngineIo [`Socket`]
-async fn forward_to_handler<H: EngineIoHandler, S>(
-    engine: &Arc<EngineIo<H>>,
-    mut rx: SplitStream<WebSocketStream<S>>,
-    socket: &Arc<Socket<H::Data>>,
-) -> Result<(), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    while let Some(msg) = rx.try_next().await? {
-        match msg {
-            Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
-                Packet::Close => {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] closing session", socket.id);
-                    engine.close_session(socket.id, DisconnectReason::TransportClose);
-                    break;
-                }
-                Packet::Pong | Packet::Ping => {
-                    // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_tx.try_send(()).ok();
-                    Ok::<(), Error>(())
-                }
-                Packet::Message(msg) => {
-                    engine.handler.on_message(msg, socket.clone());
-                    Ok(())
-                }
-                p => return Err(Error::BadPacket(p)),
-            },
-            Message::Binary(mut data) => {
-                if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
-                    // The first byte is the message type, which we don't need.
-                    data = data.split_off(1);
-                }
-                engine.handler.on_binary(data, socket.clone());
-                Ok(())
-            }
-            Message::Close(_) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!("websocket closed, closing session");
-                engine.close_session(socket.id, DisconnectReason::TransportClose);
-                break;
-            }
-            _ => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(sid = ?socket.id, "unexpected ws message");
-                Ok(())
-            }
-        }?
-    }
-    Ok(())
+/// Why [`drive`] returned without an error.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// The client closed the connection (close packet, close frame or end of stream).
+    ByClient,
+    /// The session was closed from the server side (its cancellation token).
+    Cancelled,
 }
 
-/// Forwards all packets waiting to be sent to the websocket
+/// The heartbeat of a session opened on WebSocket, kept by [`drive`] instead of a task.
 ///
-/// The websocket stream is flushed only when the internal channel is drained
-async fn forward_to_socket<H: EngineIoHandler, S>(
-    socket: Arc<Socket<H::Data>>,
-    mut tx: SplitSink<WebSocketStream<S>, Message>,
-) where
+/// Same protocol as `Socket::heartbeat_job`: Engine.IO v4, the server pings every
+/// `ping_interval` and wants a pong within `ping_timeout`; v3, the client pings and the server
+/// answers, and wants the next ping within `ping_interval + ping_timeout`.
+#[derive(Debug)]
+struct Heartbeat {
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+    v3: bool,
+    /// v4: when the last ping was sent, while its pong is awaited.
+    ping_sent: Option<Instant>,
+    /// When the timer fires next: v4 the next ping or the pong deadline, v3 the ping deadline.
+    deadline: Instant,
+}
+
+impl Heartbeat {
+    fn new(protocol: ProtocolVersion, config: &EngineIoConfig) -> Self {
+        let v3 = protocol == ProtocolVersion::V3;
+        let (interval, timeout) = (config.ping_interval, config.ping_timeout);
+        let first = if v3 { interval + timeout } else { interval };
+        Self {
+            interval,
+            timeout,
+            v3,
+            ping_sent: None,
+            deadline: Instant::now() + first,
+        }
+    }
+
+    /// The timer fired: v4 sends the next ping, or gives up when the pong is late; v3 gives up.
+    fn on_deadline<D: Default + Send + Sync + 'static>(
+        &mut self,
+        socket: &Socket<D>,
+    ) -> Result<(), Error> {
+        if self.v3 || self.ping_sent.is_some() {
+            return Err(Error::HeartbeatTimeout);
+        }
+        #[cfg(feature = "tracing")]
+        tracing::trace!(sid = ?socket.id, "emitting ping");
+        socket
+            .internal_tx
+            .try_send(smallvec![Packet::Ping])
+            .map_err(|_| Error::HeartbeatTimeout)?;
+        let now = Instant::now();
+        self.ping_sent = Some(now);
+        self.deadline = now + self.timeout;
+        Ok(())
+    }
+
+    /// A ping (v3) or pong (v4) arrived from the client.
+    fn on_beat<D: Default + Send + Sync + 'static>(
+        &mut self,
+        socket: &Socket<D>,
+    ) -> Result<(), Error> {
+        if self.v3 {
+            socket
+                .internal_tx
+                .try_send(smallvec![Packet::Pong])
+                .map_err(|_| Error::HeartbeatTimeout)?;
+            self.deadline = Instant::now() + self.interval + self.timeout;
+        } else if let Some(sent) = self.ping_sent.take() {
+            // Pings keep their cadence, as with `tokio::time::interval` in the heartbeat task.
+            self.deadline = (sent + self.interval).max(Instant::now());
+        }
+        // A v4 pong nobody asked for (some clients send one first) is ignored.
+        Ok(())
+    }
+}
+
+/// Runs a WebSocket connection on one task: reads frames into the handler, writes the socket's
+/// queued packets, keeps the heartbeat of a session opened on WebSocket.
+///
+/// One loop instead of a reader, a writer task and a heartbeat task: an idle connection costs
+/// one task and no split of the stream. Writes are flushed once the queue is drained.
+async fn drive<H: EngineIoHandler, S>(
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    mut ws: WebSocketStream<S>,
+    mut heartbeat: Option<Heartbeat>,
+) -> Result<Ended, Error>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // A polling request that was in progress during the upgrade may still hold the lock.
@@ -265,7 +288,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     else {
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
-        return;
+        return Ok(Ended::Cancelled);
     };
     let InternalRx {
         buffered_rx,
@@ -273,82 +296,163 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         ..
     } = &mut *internal_rx;
 
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-                }
-            };
-        }
+    // Without a heartbeat the timer stays disabled (the `if` of its branch below).
+    let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+    let timer = tokio::time::sleep_until(heartbeat.as_ref().map_or(far, |h| h.deadline));
+    tokio::pin!(timer);
 
-    // Forward buffered packets until the channel is closed or the session is cancelled.
-    loop {
+    let ended = loop {
         tokio::select! {
             biased;
             items = buffered_rx.recv() => {
-                match items {
-                    Some(packets) => {
-                        for item in packets {
-                            map_fn!(item);
+                let Some(packets) = items else { break Ended::Cancelled };
+                for item in packets {
+                    write_packet(&mut ws, socket, item).await;
+                }
+                while let Ok(packets) = buffered_rx.try_recv() {
+                    for item in packets {
+                        write_packet(&mut ws, socket, item).await;
+                    }
+                }
+                #[cfg(feature = "tracing")]
+                tracing::trace!(sid = %socket.id, "ws flush");
+                ws.flush().await.ok();
+            }
+            _ = socket.cancellation_token.cancelled() => break Ended::Cancelled,
+            msg = ws.next() => {
+                let Some(msg) = msg.transpose()? else { break Ended::ByClient };
+                let beat = match on_message(engine, socket, msg)? {
+                    Incoming::Handled => false,
+                    Incoming::Beat => true,
+                    Incoming::Closed => break Ended::ByClient,
+                };
+                if beat {
+                    match heartbeat.as_mut() {
+                        Some(hb) => {
+                            hb.on_beat(socket)?;
+                            timer.as_mut().reset(hb.deadline);
                         }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in packets {
-                                map_fn!(item);
-                            }
+                        // A session upgraded from polling: its heartbeat task listens.
+                        // A full channel means that the client is already known to be alive.
+                        None => {
+                            socket.heartbeat_tx.try_send(()).ok();
                         }
                     }
-                    None => break
                 }
             }
-            _ = socket.cancellation_token.cancelled() => break,
             Ok(()) = volatile_rx.changed() => {
                 let val = volatile_rx.borrow_and_update().clone();
                 if let Some(packets) = val {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
                     for item in packets {
-                        map_fn!(item);
+                        write_packet(&mut ws, socket, item).await;
                     }
+                    ws.flush().await.ok();
                 }
             },
+            () = &mut timer, if heartbeat.is_some() => {
+                if let Some(hb) = heartbeat.as_mut() {
+                    hb.on_deadline(socket)?;
+                    timer.as_mut().reset(hb.deadline);
+                }
+            }
         }
-
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws flush");
-        tx.flush().await.ok();
-    }
+    };
 
     #[cfg(feature = "tracing")]
     tracing::trace!(sid = %socket.id, "ws closing flush");
-
-    tx.flush().await.ok();
-    tx.close().await.ok();
+    ws.flush().await.ok();
+    ws.close(None).await.ok();
+    Ok(ended)
 }
+
+/// What a frame from the client was, for [`drive`].
+enum Incoming {
+    Handled,
+    /// A ping (v3) or pong (v4): the client is alive.
+    Beat,
+    /// A close packet or close frame: the session is closed.
+    Closed,
+}
+
+/// Hands one frame from the client to the handler.
+fn on_message<H: EngineIoHandler>(
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    msg: Message,
+) -> Result<Incoming, Error> {
+    match msg {
+        Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
+            Packet::Close => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!("[sid={}] closing session", socket.id);
+                engine.close_session(socket.id, DisconnectReason::TransportClose);
+                Ok(Incoming::Closed)
+            }
+            Packet::Pong | Packet::Ping => Ok(Incoming::Beat),
+            Packet::Message(msg) => {
+                engine.handler.on_message(msg, socket.clone());
+                Ok(Incoming::Handled)
+            }
+            p => Err(Error::BadPacket(p)),
+        },
+        Message::Binary(mut data) => {
+            if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
+                // The first byte is the message type, which we don't need.
+                data = data.split_off(1);
+            }
+            engine.handler.on_binary(data, socket.clone());
+            Ok(Incoming::Handled)
+        }
+        Message::Close(_) => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("websocket closed, closing session");
+            engine.close_session(socket.id, DisconnectReason::TransportClose);
+            Ok(Incoming::Closed)
+        }
+        _ => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = ?socket.id, "unexpected ws message");
+            Ok(Incoming::Handled)
+        }
+    }
+}
+
+/// Queues one packet as a WebSocket frame (written out by the next flush).
+async fn write_packet<S, D>(ws: &mut WebSocketStream<S>, socket: &Socket<D>, item: Packet)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    D: Default + Send + Sync + 'static,
+{
+    let res = match item {
+        Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+            if socket.protocol == ProtocolVersion::V3 {
+                // v3 protocol requires packet type as the first byte.
+                // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                let mut buff = Vec::with_capacity(bin.len() + 1);
+                buff.push(0x04);
+                buff.extend(bin);
+                ws.feed(Message::Binary(buff.into())).await
+            } else {
+                ws.feed(Message::Binary(bin)).await
+            }
+        }
+        // A Noop Packet maybe sent by the server to upgrade from a polling connection
+        // In the case that the packet was not poll in time it will remain in the buffer and therefore
+        // it should be discarded here
+        Packet::Noop => Ok(()),
+        _ => {
+            let packet: String = item.try_into().unwrap();
+            ws.feed(Message::Text(packet.into())).await
+        }
+    };
+    if let Err(_e) = res {
+        #[cfg(feature = "tracing")]
+        tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+    }
+}
+
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
@@ -486,15 +590,17 @@ mod tests {
         fn on_binary(self: &Arc<Self>, _: Bytes, _: Arc<Socket<()>>) {}
     }
 
-    fn socket() -> Arc<Socket<()>> {
-        Arc::new(Socket::new(
+    fn engine(config: EngineIoConfig) -> Arc<EngineIo<StubHandler>> {
+        Arc::new(EngineIo::new(Arc::new(StubHandler), config))
+    }
+
+    fn socket(engine: &Arc<EngineIo<StubHandler>>) -> Arc<Socket<()>> {
+        engine.create_session(
             ProtocolVersion::V4,
             TransportType::Websocket,
-            &EngineIoConfig::default(),
             Request::<()>::default().into_parts().0,
-            Box::new(|_, _| ()),
             false,
-        ))
+        )
     }
 
     async fn ws_pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
@@ -505,42 +611,131 @@ mod tests {
         )
     }
 
+    async fn next_text(client: &mut WebSocketStream<DuplexStream>) -> Option<Message> {
+        tokio::time::timeout(TIMEOUT, client.next())
+            .await
+            .expect("the server should send a frame")
+            .map(Result::unwrap)
+    }
+
     /// A polling request can still hold the lock at the end of an upgrade.
     #[tokio::test]
     async fn writer_waits_for_the_lock_of_a_polling_request() {
-        let socket = socket();
+        let engine = engine(EngineIoConfig::default());
+        let socket = socket(&engine);
         let (server, mut client) = ws_pair().await;
-        let (tx, _rx) = server.split();
 
         let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
+        let driver = {
+            let (engine, socket) = (engine.clone(), socket.clone());
+            tokio::spawn(async move { drive(&engine, &socket, server, None).await })
+        };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!writer.is_finished(), "the writer should wait for the lock");
+        assert!(!driver.is_finished(), "the writer should wait for the lock");
 
         drop(polling);
         socket.emit(Str::from("hello")).unwrap();
-        let msg = tokio::time::timeout(TIMEOUT, client.next())
-            .await
-            .expect("the writer should send the packet")
-            .unwrap()
-            .unwrap();
-        assert_eq!(msg, Message::text("4hello"));
+        assert_eq!(next_text(&mut client).await, Some(Message::text("4hello")));
     }
 
     #[tokio::test]
     async fn writer_waiting_for_the_lock_stops_with_the_session() {
-        let socket = socket();
+        let engine = engine(EngineIoConfig::default());
+        let socket = socket(&engine);
         let (server, _client) = ws_pair().await;
-        let (tx, _rx) = server.split();
 
         let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
+        let driver = {
+            let (engine, socket) = (engine.clone(), socket.clone());
+            tokio::spawn(async move { drive(&engine, &socket, server, None).await })
+        };
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         socket.cancellation_token.cancel();
-        tokio::time::timeout(TIMEOUT, writer)
+        let ended = tokio::time::timeout(TIMEOUT, driver)
             .await
             .expect("the writer should stop")
             .unwrap();
+        assert_eq!(ended.unwrap(), Ended::Cancelled);
+    }
+
+    /// v4: the loop pings every interval, keeps the session while pongs come back, and ends it
+    /// with a heartbeat timeout once they stop.
+    #[tokio::test]
+    async fn heartbeat_pings_and_times_out_without_a_pong() {
+        let config = EngineIoConfig::builder()
+            .ping_interval(Duration::from_millis(50))
+            .ping_timeout(Duration::from_millis(50))
+            .build();
+        let engine = engine(config);
+        let socket = socket(&engine);
+        let (server, mut client) = ws_pair().await;
+        let heartbeat = Heartbeat::new(ProtocolVersion::V4, &engine.config);
+        let driver = {
+            let (engine, socket) = (engine.clone(), socket.clone());
+            tokio::spawn(async move { drive(&engine, &socket, server, Some(heartbeat)).await })
+        };
+        for _ in 0..3 {
+            assert_eq!(next_text(&mut client).await, Some(Message::text("2")));
+            client.send(Message::text("3")).await.unwrap();
+        }
+        assert_eq!(next_text(&mut client).await, Some(Message::text("2")));
+        // No pong this time.
+        let ended = tokio::time::timeout(TIMEOUT, driver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(ended, Err(Error::HeartbeatTimeout)), "{ended:?}");
+        assert_eq!(
+            Option::<DisconnectReason>::from(&ended.unwrap_err()),
+            Some(DisconnectReason::HeartbeatTimeout)
+        );
+    }
+
+    /// v3: the client pings, the loop answers each ping with a pong and ends the session when
+    /// no ping comes within interval + timeout.
+    #[tokio::test]
+    async fn heartbeat_v3_answers_pings_and_times_out_without_one() {
+        let config = EngineIoConfig::builder()
+            .ping_interval(Duration::from_millis(50))
+            .ping_timeout(Duration::from_millis(50))
+            .build();
+        let engine = engine(config);
+        let socket = socket(&engine);
+        let (server, mut client) = ws_pair().await;
+        let heartbeat = Heartbeat::new(ProtocolVersion::V3, &engine.config);
+        let driver = {
+            let (engine, socket) = (engine.clone(), socket.clone());
+            tokio::spawn(async move { drive(&engine, &socket, server, Some(heartbeat)).await })
+        };
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            client.send(Message::text("2")).await.unwrap();
+            assert_eq!(next_text(&mut client).await, Some(Message::text("3")));
+        }
+        let ended = tokio::time::timeout(TIMEOUT, driver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(ended, Err(Error::HeartbeatTimeout)), "{ended:?}");
+    }
+
+    /// A close frame from the client ends the loop and the session.
+    #[tokio::test]
+    async fn a_close_frame_ends_the_session() {
+        let engine = engine(EngineIoConfig::default());
+        let socket = socket(&engine);
+        let (server, mut client) = ws_pair().await;
+        let driver = {
+            let (engine, socket) = (engine.clone(), socket.clone());
+            tokio::spawn(async move { drive(&engine, &socket, server, None).await })
+        };
+        client.close(None).await.unwrap();
+        let ended = tokio::time::timeout(TIMEOUT, driver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ended.unwrap(), Ended::ByClient);
+        assert!(engine.get_socket(socket.id).is_none(), "session removed");
     }
 }
