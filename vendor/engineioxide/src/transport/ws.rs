@@ -23,7 +23,7 @@ use tokio_tungstenite::{
 };
 use tokio_util::future::FutureExt as _;
 
-use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
@@ -165,7 +165,26 @@ where
         (socket, ws, Some(heartbeat))
     };
 
-    match drive(&engine, &socket, ws, heartbeat).await {
+    // The connection lives on in a task of its own: this (upgrade/handshake) future, larger
+    // than what an open connection needs, is freed as soon as the connection is set up.
+    tokio::spawn(run(engine, socket, ws, heartbeat));
+    Ok(())
+}
+
+/// Drives an established connection to its end and closes the session accordingly.
+///
+/// It owns the stream and the heartbeat and lends them to [`drive`]: an async fn keeps its
+/// arguments in its state for its whole life, so passing them on by value would store them twice
+/// in every open connection.
+async fn run<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    socket: Arc<Socket<H::Data>>,
+    mut ws: WebSocketStream<S>,
+    mut heartbeat: Option<Heartbeat>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match drive(&engine, &socket, &mut ws, &mut heartbeat).await {
         Err(ref e) => {
             let reason =
                 Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
@@ -184,7 +203,16 @@ where
             tracing::debug!(sid = %socket.id, "socket is closing");
         }
     }
-    Ok(())
+    #[cfg(feature = "tracing")]
+    tracing::trace!(sid = %socket.id, "ws closing flush");
+    // Bounded: a peer that stopped reading must not keep the connection's memory forever.
+    let closing = async {
+        ws.flush().await.ok();
+        ws.close(None).await.ok();
+    };
+    tokio::time::timeout(engine.config.ping_timeout, closing)
+        .await
+        .ok();
 }
 
 /// Why [`drive`] returned without an error.
@@ -274,8 +302,8 @@ impl Heartbeat {
 async fn drive<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
     socket: &Arc<Socket<H::Data>>,
-    mut ws: WebSocketStream<S>,
-    mut heartbeat: Option<Heartbeat>,
+    ws: &mut WebSocketStream<S>,
+    heartbeat: &mut Option<Heartbeat>,
 ) -> Result<Ended, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -302,32 +330,21 @@ where
     tokio::pin!(timer);
 
     let ended = loop {
-        tokio::select! {
+        // Every branch that has packets to write yields them here, so the future has one
+        // write path (its size is what every idle connection pays).
+        let packets: PacketBuf = tokio::select! {
             biased;
-            items = buffered_rx.recv() => {
-                let Some(packets) = items else { break Ended::Cancelled };
-                for item in packets {
-                    write_packet(&mut ws, socket, item).await;
-                }
-                while let Ok(packets) = buffered_rx.try_recv() {
-                    for item in packets {
-                        write_packet(&mut ws, socket, item).await;
-                    }
-                }
-                #[cfg(feature = "tracing")]
-                tracing::trace!(sid = %socket.id, "ws flush");
-                ws.flush().await.ok();
-            }
+            items = buffered_rx.recv() => match items {
+                Some(packets) => packets,
+                None => break Ended::Cancelled,
+            },
             _ = socket.cancellation_token.cancelled() => break Ended::Cancelled,
             msg = ws.next() => {
                 let Some(msg) = msg.transpose()? else { break Ended::ByClient };
-                let beat = match on_message(engine, socket, msg)? {
-                    Incoming::Handled => false,
-                    Incoming::Beat => true,
+                match on_message(engine, socket, msg)? {
+                    Incoming::Handled => {}
                     Incoming::Closed => break Ended::ByClient,
-                };
-                if beat {
-                    match heartbeat.as_mut() {
+                    Incoming::Beat => match heartbeat.as_mut() {
                         Some(hb) => {
                             hb.on_beat(socket)?;
                             timer.as_mut().reset(hb.deadline);
@@ -337,33 +354,44 @@ where
                         None => {
                             socket.heartbeat_tx.try_send(()).ok();
                         }
-                    }
+                    },
                 }
+                continue;
             }
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
+            Ok(()) = volatile_rx.changed() => match volatile_rx.borrow_and_update().clone() {
+                Some(packets) => {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
-                        write_packet(&mut ws, socket, item).await;
-                    }
-                    ws.flush().await.ok();
+                    packets
                 }
+                None => continue,
             },
             () = &mut timer, if heartbeat.is_some() => {
                 if let Some(hb) = heartbeat.as_mut() {
                     hb.on_deadline(socket)?;
                     timer.as_mut().reset(hb.deadline);
                 }
+                continue;
             }
+        };
+        // Write what came, then whatever else is queued, and flush once.
+        let mut next = Some(packets);
+        while let Some(packets) = next.take() {
+            for item in packets {
+                if let Some(msg) = to_message(socket, item)
+                    && let Err(_e) = ws.feed(msg).await
+                {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+                }
+            }
+            next = buffered_rx.try_recv().ok();
         }
+        #[cfg(feature = "tracing")]
+        tracing::trace!(sid = %socket.id, "ws flush");
+        ws.flush().await.ok();
     };
 
-    #[cfg(feature = "tracing")]
-    tracing::trace!(sid = %socket.id, "ws closing flush");
-    ws.flush().await.ok();
-    ws.close(None).await.ok();
     Ok(ended)
 }
 
@@ -419,13 +447,12 @@ fn on_message<H: EngineIoHandler>(
     }
 }
 
-/// Queues one packet as a WebSocket frame (written out by the next flush).
-async fn write_packet<S, D>(ws: &mut WebSocketStream<S>, socket: &Socket<D>, item: Packet)
+/// The WebSocket frame for one packet; `None` for a packet that is not sent.
+fn to_message<D>(socket: &Socket<D>, item: Packet) -> Option<Message>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
     D: Default + Send + Sync + 'static,
 {
-    let res = match item {
+    match item {
         Packet::Binary(bin) | Packet::BinaryV3(bin) => {
             if socket.protocol == ProtocolVersion::V3 {
                 // v3 protocol requires packet type as the first byte.
@@ -433,23 +460,19 @@ where
                 let mut buff = Vec::with_capacity(bin.len() + 1);
                 buff.push(0x04);
                 buff.extend(bin);
-                ws.feed(Message::Binary(buff.into())).await
+                Some(Message::Binary(buff.into()))
             } else {
-                ws.feed(Message::Binary(bin)).await
+                Some(Message::Binary(bin))
             }
         }
         // A Noop Packet maybe sent by the server to upgrade from a polling connection
         // In the case that the packet was not poll in time it will remain in the buffer and therefore
         // it should be discarded here
-        Packet::Noop => Ok(()),
+        Packet::Noop => None,
         _ => {
             let packet: String = item.try_into().unwrap();
-            ws.feed(Message::Text(packet.into())).await
+            Some(Message::Text(packet.into()))
         }
-    };
-    if let Err(_e) = res {
-        #[cfg(feature = "tracing")]
-        tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
     }
 }
 
@@ -628,7 +651,7 @@ mod tests {
         let polling = socket.internal_rx.lock().await;
         let driver = {
             let (engine, socket) = (engine.clone(), socket.clone());
-            tokio::spawn(async move { drive(&engine, &socket, server, None).await })
+            tokio::spawn(async move { drive(&engine, &socket, &mut { server }, &mut None).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!driver.is_finished(), "the writer should wait for the lock");
@@ -647,7 +670,7 @@ mod tests {
         let _polling = socket.internal_rx.lock().await;
         let driver = {
             let (engine, socket) = (engine.clone(), socket.clone());
-            tokio::spawn(async move { drive(&engine, &socket, server, None).await })
+            tokio::spawn(async move { drive(&engine, &socket, &mut { server }, &mut None).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
 
@@ -673,7 +696,9 @@ mod tests {
         let heartbeat = Heartbeat::new(ProtocolVersion::V4, &engine.config);
         let driver = {
             let (engine, socket) = (engine.clone(), socket.clone());
-            tokio::spawn(async move { drive(&engine, &socket, server, Some(heartbeat)).await })
+            tokio::spawn(async move {
+                drive(&engine, &socket, &mut { server }, &mut Some(heartbeat)).await
+            })
         };
         for _ in 0..3 {
             assert_eq!(next_text(&mut client).await, Some(Message::text("2")));
@@ -706,7 +731,9 @@ mod tests {
         let heartbeat = Heartbeat::new(ProtocolVersion::V3, &engine.config);
         let driver = {
             let (engine, socket) = (engine.clone(), socket.clone());
-            tokio::spawn(async move { drive(&engine, &socket, server, Some(heartbeat)).await })
+            tokio::spawn(async move {
+                drive(&engine, &socket, &mut { server }, &mut Some(heartbeat)).await
+            })
         };
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(60)).await;
@@ -728,7 +755,7 @@ mod tests {
         let (server, mut client) = ws_pair().await;
         let driver = {
             let (engine, socket) = (engine.clone(), socket.clone());
-            tokio::spawn(async move { drive(&engine, &socket, server, None).await })
+            tokio::spawn(async move { drive(&engine, &socket, &mut { server }, &mut None).await })
         };
         client.close(None).await.unwrap();
         let ended = tokio::time::timeout(TIMEOUT, driver)
