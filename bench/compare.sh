@@ -557,7 +557,11 @@ log "all runs done in ${TOTAL_S}s; writing $OUT"
 
 REDIS_BIN=${REDIS_BIN:-${IM_TEST_REDIS_SERVER_BIN:-$(PATH=$PATH:/usr/sbin:/sbin command -v redis-server || true)}}
 redis_version=$( { [[ -n $REDIS_BIN ]] && "$REDIS_BIN" --version 2>/dev/null | grep -o 'v=[0-9.]*' | cut -c3-; } || echo -)
-crate_version() { awk -v n="$1" '$0 == "name = \"" n "\"" {getline; gsub(/version = |"/, ""); print; exit}' "$ROOT/Cargo.lock"; }
+# A crate's version from Cargo.lock; one without a registry source is the patched copy in vendor/.
+crate_version() {
+    awk -v n="$1" '$0 == "name = \"" n "\"" {getline; gsub(/version = |"/, ""); v = $0; getline;
+        print (index($0, "source = ") == 1 ? v : v " (vendored, patched: vendor/README.md)"); exit}' "$ROOT/Cargo.lock"
+}
 journal_mode() { # the journal mode stored in a SQLite file (WAL persists; DELETE is the default)
     [[ -f $1 ]] || { echo '?'; return 0; }
     node -e 'const D = require(process.argv[1]); const db = new D(process.argv[2], { readonly: true, fileMustExist: true });

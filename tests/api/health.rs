@@ -68,22 +68,24 @@ async fn connections_count_authenticated_sockets() {
     assert_eq!(n, 0);
 }
 
+/// The first column of `sql`'s first row on one pooled connection of the app's SQLite database.
+async fn sqlite_value<T: sea_orm::TryGetable>(app: &TestApp, sql: &str) -> T {
+    use sea_orm::{ConnectionTrait, Statement};
+    app.state
+        .db()
+        .query_one_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_on_every_connection() {
-    use sea_orm::{ConnectionTrait, Statement};
     let app = spawn_app().await;
     for _ in 0..4 {
-        let row = app
-            .state
-            .db()
-            .query_one_raw(Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                "PRAGMA journal_mode",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let mode: String = row.try_get_by_index(0).unwrap();
+        let mode: String = sqlite_value(&app, "PRAGMA journal_mode").await;
         assert_eq!(mode, "wal");
     }
 }
@@ -96,17 +98,7 @@ async fn sqlite_runs_in_wal_mode_on_every_connection() {
 async fn sqlite_wal_is_checkpointed_in_the_background() {
     use sea_orm::{ConnectionTrait, Statement};
     let app = spawn_app().await;
-    let row = app
-        .state
-        .db()
-        .query_one_raw(Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "PRAGMA wal_autocheckpoint",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let pages: i64 = row.try_get_by_index(0).unwrap();
+    let pages: i64 = sqlite_value(&app, "PRAGMA wal_autocheckpoint").await;
     assert_eq!(
         pages, 10_000,
         "the writer's own checkpoint is only a backstop"
