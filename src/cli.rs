@@ -130,9 +130,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
                 },
         } => {
             let db = connect(&loaded.settings).await?;
-            crate::db::migrate_up(&db)
-                .await
-                .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))?;
+            crate::db::migrate_up(&db).await?;
             let user = crate::users::create(
                 &db,
                 crate::users::NewUser {
@@ -161,9 +159,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
                 },
         } => {
             let db = connect(&loaded.settings).await?;
-            crate::db::migrate_up(&db)
-                .await
-                .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))?;
+            crate::db::migrate_up(&db).await?;
             let n = crate::users::seed_many(&db, &prefix, count, password, &user_type)
                 .await
                 .map_err(|e| ConfigError::new("user seed", format!("{e:#}")))?;

@@ -91,8 +91,12 @@ pub fn spawn_wal_checkpointer(db: &DatabaseConnection) -> Option<tokio::task::Jo
     }))
 }
 
-pub async fn migrate_up(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    Migrator::up(db, None).await
+/// Apply pending migrations; a failure is reported against `database.url`, as every caller
+/// (serve, the CLI commands) reports it.
+pub async fn migrate_up(db: &DatabaseConnection) -> Result<(), ConfigError> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))
 }
 
 /// A real round trip, for `/health`.

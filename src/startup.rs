@@ -37,9 +37,7 @@ impl Application {
         }
         let db =
             crate::db::connect(&settings.database.url, settings.database.max_connections).await?;
-        crate::db::migrate_up(&db)
-            .await
-            .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))?;
+        crate::db::migrate_up(&db).await?;
         if let Some(url) = &settings.redis.url {
             check_redis(url).await?;
         }

@@ -91,9 +91,7 @@ async fn offline_state(loaded: &Loaded) -> Result<AppState, ConfigError> {
     settings.validate()?;
     let keys = Keys::from_settings(&settings)?;
     let db = crate::db::connect(&settings.database.url, 2).await?;
-    crate::db::migrate_up(&db)
-        .await
-        .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))?;
+    crate::db::migrate_up(&db).await?;
     let config_fingerprint = crate::startup::config_fingerprint(&settings, &keys);
     Ok(AppState::new(StateParts {
         settings,
