@@ -62,13 +62,7 @@ pub fn find(
         .into_iter()
         .filter(|s| allowed.contains(s))
         .find_map(|source| {
-            let raw = raw_from(
-                source,
-                parts,
-                auth_payload,
-                &cfg.query_params,
-                &cfg.cookie_name,
-            )?;
+            let raw = raw_from(source, parts, auth_payload, cfg)?;
             Some(Found {
                 source,
                 token: RawToken::parse(&raw)?,
@@ -76,18 +70,18 @@ pub fn find(
         })
 }
 
+/// The raw value `source` carries, read with the configured query names and cookie name.
 fn raw_from(
     source: TokenSource,
     parts: &Parts,
     auth_payload: Option<&Value>,
-    query_params: &[String],
-    cookie_name: &str,
+    cfg: &AuthSettings,
 ) -> Option<String> {
     match source {
         TokenSource::Auth => from_auth(auth_payload),
         TokenSource::Header => from_header(parts),
-        TokenSource::Query => from_query(parts, query_params),
-        TokenSource::Cookie => from_cookie(parts, cookie_name),
+        TokenSource::Query => from_query(parts, &cfg.query_params),
+        TokenSource::Cookie => from_cookie(parts, &cfg.cookie_name),
     }
 }
 
@@ -109,20 +103,12 @@ pub fn ignored(
     cfg: &AuthSettings,
     allowed: &[TokenSource],
 ) -> Option<String> {
-    let mut seen = vec![];
-    for source in ORDER.into_iter().filter(|s| !allowed.contains(s)) {
-        if raw_from(
-            source,
-            parts,
-            auth_payload,
-            &cfg.query_params,
-            &cfg.cookie_name,
-        )
-        .is_some()
-        {
-            seen.push(format!("{}(disabled)", source.as_str()));
-        }
-    }
+    let mut seen: Vec<String> = ORDER
+        .into_iter()
+        .filter(|s| !allowed.contains(s))
+        .filter(|&s| raw_from(s, parts, auth_payload, cfg).is_some())
+        .map(|s| format!("{}(disabled)", s.as_str()))
+        .collect();
     if let Some(name) = OTHER_QUERY_NAMES
         .iter()
         .find(|n| from_query(parts, &[n.to_string()]).is_some())
