@@ -19,7 +19,6 @@ use crate::auth::{self, AuthRequest, Session, Transport};
 use crate::config::FailureMode;
 use crate::error::AppError;
 use crate::net;
-use crate::presence::SocketEntry as PresenceEntry;
 use crate::state::AppState;
 
 /// Outcome of the middleware, handed to `on_connect` through the socket's extensions.
@@ -106,12 +105,9 @@ pub async fn on_connect<A: Adapter>(
         "expiresAt": crate::clock::iso(session.expires_at),
         "serverTime": crate::clock::now_iso(),
     });
-    let entry = PresenceEntry {
-        user_id: session.user.id,
-        token_hash: session.token_hash.clone(),
-        info: info.clone(),
-    };
-    s.extensions.insert(SocketSession { session, info });
+    let ss = SocketSession { session, info };
+    let entry = ss.presence_entry();
+    s.extensions.insert(ss);
     events::register(&s);
     s.on_disconnect(on_disconnect::<A>);
     state.metrics().connections.inc();
@@ -136,11 +132,7 @@ async fn on_disconnect<A: Adapter>(
         return;
     };
     tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
-    let entry = PresenceEntry {
-        user_id: ss.session.user.id,
-        token_hash: ss.session.token_hash,
-        info: ss.info,
-    };
+    let entry = ss.presence_entry();
     match state.presence().socket_down(&entry).await {
         Ok(true) => super::announce_presence(&s.broadcast(), &state, entry.user_id, false).await,
         Ok(false) => {}

@@ -36,6 +36,17 @@ pub struct SocketSession {
     pub info: SocketInfo,
 }
 
+impl SocketSession {
+    /// What presence records about this socket.
+    pub fn presence_entry(&self) -> crate::presence::SocketEntry {
+        crate::presence::SocketEntry {
+            user_id: self.session.user.id,
+            token_hash: self.session.token_hash.clone(),
+            info: self.info.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SocketInfo {
     pub id: String,
@@ -305,11 +316,7 @@ async fn refresh_upgraded_transports<A: Adapter>(io: &SocketIo<A>, state: &AppSt
             continue;
         }
         ss.info.transport = live.to_string();
-        let entry = crate::presence::SocketEntry {
-            user_id: ss.session.user.id,
-            token_hash: ss.session.token_hash.clone(),
-            info: ss.info.clone(),
-        };
+        let entry = ss.presence_entry();
         s.extensions.insert(ss);
         if let Err(e) = state.presence().socket_update(&entry).await {
             tracing::debug!(error = %format!("{e:#}"), "presence: could not update a transport");
