@@ -70,6 +70,19 @@ impl Cluster {
         b["data"]["token"].as_str().unwrap().to_string()
     }
 
+    /// `POST /auth/logout` with `token` on `node`; asserts it succeeded.
+    async fn logout(&self, node: usize, token: &str) {
+        let (s, b) = http_json(
+            Method::POST,
+            &format!("{}/auth/logout", self.nodes[node].base),
+            Some(json!({})),
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+    }
+
     async fn connect(&self, node: usize, token: &str) -> Client {
         let mut c = Client::connect(self.nodes[node].sio(token)).await.unwrap();
         c.expect_event("connected", WAIT).await.unwrap();
@@ -169,15 +182,7 @@ async fn logout_on_one_node_kicks_the_socket_on_another() {
     let c = Cluster::start(2).await;
     let token = c.login(0, "admin", "admin123").await;
     let mut on_b = c.connect(1, &token).await;
-    let (s, _) = http_json(
-        Method::POST,
-        &format!("{}/auth/logout", c.nodes[0].base),
-        Some(json!({})),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
+    c.logout(0, &token).await;
     assert_eq!(expect_rejected(&mut on_b).await["code"], "TOKEN_REVOKED");
 }
 
@@ -392,15 +397,7 @@ async fn a_revocation_on_one_node_clears_cached_auth_on_the_others() {
     let first = c.connect(1, &token).await;
     first.close().await;
     // ...node A revokes it: B must not accept it from its cache.
-    let (s, _) = http_json(
-        Method::POST,
-        &format!("{}/auth/logout", c.nodes[0].base),
-        Some(json!({})),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
+    c.logout(0, &token).await;
     let mut again = Client::connect(c.nodes[1].sio(&token)).await.unwrap();
     assert_eq!(expect_rejected(&mut again).await["code"], "TOKEN_REVOKED");
 }
