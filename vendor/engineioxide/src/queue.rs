@@ -222,8 +222,10 @@ pub(crate) struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Takes the next value, `Ready(None)` once closed (or every sender dropped) and drained.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    /// Pops the next value, or says whether the queue has ended (closed, or every sender
+    /// dropped, and drained). With `waker`, a receiver that will wait is registered under the
+    /// same lock, so a value pushed right after is not missed.
+    fn pop(&mut self, waker: Option<&Waker>) -> Result<T, bool> {
         let mut state = self.shared.lock();
         let was_full = state.is_full(self.shared.capacity);
         if let Some(value) = state.queue.pop_front() {
@@ -235,16 +237,25 @@ impl<T> Receiver<T> {
             if was_full {
                 self.shared.tx_notify.notify_waiters();
             }
-            return Poll::Ready(Some(value));
+            return Ok(value);
         }
-        if state.rx_closed || self.shared.senders.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(None);
+        let ended = state.rx_closed || self.shared.senders.load(Ordering::Acquire) == 0;
+        if let (false, Some(waker)) = (ended, waker) {
+            match &mut state.rx_waker {
+                Some(w) if w.will_wake(waker) => {}
+                slot => *slot = Some(waker.clone()),
+            }
         }
-        match &mut state.rx_waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
+        Err(ended)
+    }
+
+    /// Takes the next value, `Ready(None)` once closed (or every sender dropped) and drained.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.pop(Some(cx.waker())) {
+            Ok(value) => Poll::Ready(Some(value)),
+            Err(true) => Poll::Ready(None),
+            Err(false) => Poll::Pending,
         }
-        Poll::Pending
     }
 
     /// Waits for the next value; `None` once closed (or every sender dropped) and drained.
@@ -254,24 +265,13 @@ impl<T> Receiver<T> {
 
     /// Takes the next value if there is one.
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut state = self.shared.lock();
-        let was_full = state.is_full(self.shared.capacity);
-        match state.queue.pop_front() {
-            Some(value) => {
-                if state.queue.is_empty() {
-                    state.queue = VecDeque::new();
-                }
-                drop(state);
-                if was_full {
-                    self.shared.tx_notify.notify_waiters();
-                }
-                Ok(value)
+        self.pop(None).map_err(|ended| {
+            if ended {
+                TryRecvError::Disconnected
+            } else {
+                TryRecvError::Empty
             }
-            None if state.rx_closed || self.shared.senders.load(Ordering::Acquire) == 0 => {
-                Err(TryRecvError::Disconnected)
-            }
-            None => Err(TryRecvError::Empty),
-        }
+        })
     }
 
     /// Refuses further sends; values already queued can still be received.
