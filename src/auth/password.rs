@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-fn pool() -> &'static Mutex<Sender<Job>> {
-    static POOL: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+fn pool() -> &'static Sender<Job> {
+    // `Sender` is `Sync`: callers share it without a lock; the workers share the receiver.
+    static POOL: OnceLock<Sender<Job>> = OnceLock::new();
     POOL.get_or_init(|| {
         let (tx, rx) = channel::<Job>();
         let rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(rx));
@@ -27,19 +28,16 @@ fn pool() -> &'static Mutex<Sender<Job>> {
                 .name(format!("im-argon2-{i}"))
                 .spawn(move || {
                     loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
+                        // A statement of its own, so the lock is released before the job runs
+                        // (in a `while let` scrutinee the guard would live through the body).
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(job) = job else { return };
+                        job();
                     }
                 })
                 .expect("spawning a hashing thread");
         }
-        Mutex::new(tx)
+        tx
     })
 }
 
@@ -50,8 +48,6 @@ async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> a
         let _ = tx.send(f());
     });
     pool()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
         .send(job)
         .map_err(|_| anyhow::anyhow!("the hashing pool has stopped"))?;
     Ok(rx.await?)
