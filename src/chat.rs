@@ -42,13 +42,11 @@ impl MessageContent {
 
 /// A user id given as a JSON number (or a numeric string, as many JS clients send).
 pub fn parse_user_id(v: Option<&Value>, field: &str) -> Result<i64, AppError> {
-    match v {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|id| *id > 0)
-    .ok_or_else(|| AppError::bad_request(format!("{field} must be a user id (a positive number)")))
+    v.and_then(crate::ids::user_id)
+        .filter(|id| *id > 0)
+        .ok_or_else(|| {
+            AppError::bad_request(format!("{field} must be a user id (a positive number)"))
+        })
 }
 
 /// A validated `send_message` payload.

@@ -4,16 +4,28 @@
 //! vocabulary of error codes, a log line per handshake, and tokens that explain themselves.
 //!
 //! # Layout — in handshake order
-//! - [`cli`]: `serve | migrate | user add | token inspect | config`; `main.rs` only calls it.
+//! - [`cli`]: `serve | migrate | user | token inspect | config`; `main.rs` only calls it.
 //! - [`config`]: figment layers → [`config::Settings`]; `validate()` names the failing key.
-//! - [`startup`]: `Application::build` (the seam shared by CLI and tests) and the drain.
+//! - [`startup`]: `Application::build` (the seam shared by CLI, tests and embedders) and the drain.
 //! - [`net`]: client address (trust_proxy) and Origin checks for both transports.
-//! - [`auth`]: THE authentication path: source → jwt → store → [`auth::Session`].
-//! - [`realtime`]: `/im` handshake middleware, rooms, events, kicks, expiry timers.
-//! - [`http`]: the JSON API, one `router()` per module; the client-demo page.
+//! - [`auth`]: THE authentication path: [`auth::Authenticator`] over a [`auth::store::TokenStore`],
+//!   one [`auth::decide::decide`] for handshake and diagnosis, one [`auth::revoke::revoke`].
+//! - [`state`]: [`state::AppState`], what every handler shares (never the hub).
+//! - [`realtime`]: `/im` handshake middleware, the [`realtime::events::Events`] registry, the
+//!   one emit path, kicks, expiry timers; [`realtime::Hub`] is how HTTP reaches sockets.
+//! - [`http`]: the JSON API, one `router()` per module, over `HttpState { app, hub }`.
+//! - [`login`]: `POST /auth/login`'s decision; [`users`]: creation, seeding, who is online.
+//! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or
+//!   via Redis, and the socket records.
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
-//! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or via Redis.
-//! - [`users`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`], [`state`].
+//! - [`ids`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
+//!
+//! # What points where (no cycles)
+//! `cli → startup → {http, realtime} → {login, users} → state → {auth, chat, presence} →
+//! {net, db, metrics, ids, clock} → {config, error}`. `auth` never sees `state`, `realtime` or
+//! `http`: revocation reaches sockets through the [`auth::revoke::SocketKicker`] trait that the
+//! hub implements, and a diagnosis is handed the live sockets by its caller. `realtime` never
+//! calls `http`; `presence` knows nothing of socketioxide.
 
 pub mod auth;
 pub mod chat;
@@ -23,6 +35,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod ids;
+pub mod login;
 pub mod metrics;
 pub mod net;
 pub mod presence;

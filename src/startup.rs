@@ -12,21 +12,37 @@ use axum::Router;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::auth::Authenticator;
 use crate::auth::jwt::Keys;
-use crate::config::{ConfigError, Settings, fingerprint};
+use crate::auth::store::OwnStore;
+use crate::config::{ConfigError, Settings};
+use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::presence::local::LocalPresence;
 use crate::presence::redis::RedisPresence;
+use crate::realtime::Hub;
+use crate::realtime::events::Events;
 use crate::state::{AppState, StateParts};
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    hub: Arc<dyn Hub>,
 }
 
 impl Application {
+    /// The server with the built-in events of contract §4.
     pub async fn build(settings: Settings) -> Result<Application, ConfigError> {
+        Self::build_with_events(settings, Events::default()).await
+    }
+
+    /// The server with `events` handled besides the built-in ones (an embedding crate's own
+    /// handlers; one of the same name replaces the built-in).
+    pub async fn build_with_events(
+        settings: Settings,
+        events: Events,
+    ) -> Result<Application, ConfigError> {
         settings.validate()?;
         let keys = Keys::from_settings(&settings)?;
         if settings.uses_development_secret() {
@@ -63,7 +79,6 @@ impl Application {
             .node_id
             .clone()
             .unwrap_or_else(|| format!("{}:{port}", hostname()));
-        let config_fingerprint = config_fingerprint(&settings, &keys);
         let redis_client = match &settings.redis.url {
             Some(url) => Some(
                 redis::Client::open(url.as_str())
@@ -83,29 +98,36 @@ impl Application {
             }
             None => Arc::new(LocalPresence::default()),
         };
+        let settings = Arc::new(settings);
+        let metrics = Metrics::new();
+        let store = Arc::new(OwnStore::new(db.clone()));
+        let auth = Authenticator::new(settings.clone(), keys, store, metrics.clone());
         let state = AppState::new(StateParts {
             settings,
             db,
-            keys,
+            auth,
+            metrics,
             presence,
             node_id,
-            config_fingerprint,
             dummy_hash,
         });
+        let events = Events::builtin().merge(events);
         let adapter_err =
             |e: anyhow::Error| ConfigError::new("redis.url", format!("Socket.IO adapter: {e:#}"));
-        let router = match redis_client {
+        let (router, hub) = match redis_client {
             None => {
-                let layer = crate::realtime::build_local(state.clone())
+                let rt = crate::realtime::build_local(state.clone(), events)
                     .await
                     .map_err(adapter_err)?;
-                crate::http::router(state.clone(), layer)
+                let hub = rt.hub.clone();
+                (crate::http::router(state.clone(), rt), hub)
             }
             Some(client) => {
-                let layer = crate::realtime::build_cluster(state.clone(), client)
+                let rt = crate::realtime::build_cluster(state.clone(), events, client)
                     .await
                     .map_err(adapter_err)?;
-                crate::http::router(state.clone(), layer)
+                let hub = rt.hub.clone();
+                (crate::http::router(state.clone(), rt), hub)
             }
         };
 
@@ -121,6 +143,7 @@ impl Application {
             listener,
             router,
             state,
+            hub,
         })
     }
 
@@ -134,6 +157,10 @@ impl Application {
         &self.state
     }
 
+    pub fn hub(&self) -> &Arc<dyn Hub> {
+        &self.hub
+    }
+
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -142,6 +169,7 @@ impl Application {
             listener,
             router,
             state,
+            hub,
         } = self;
         let checkpointer = crate::db::spawn_wal_checkpointer(state.db());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -149,7 +177,6 @@ impl Application {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let hub = state.hub().clone();
         let mut graceful_rx = stop_rx.clone();
         let graceful = async move {
             let _ = graceful_rx.wait_for(|stop| *stop).await;
@@ -179,7 +206,7 @@ impl Application {
             r = serve => r?,
             _ = deadline => tracing::warn!(secs = drain.as_secs(), "drain timed out; closing remaining connections"),
         }
-        state.touches().flush().await;
+        state.auth().store().flush().await;
         if let Some(checkpointer) = checkpointer {
             checkpointer.abort();
         }
@@ -220,19 +247,4 @@ fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// What two services must agree on to accept each other's tokens, hashed: compare this value
-/// across nodes instead of comparing secrets.
-pub fn config_fingerprint(settings: &Settings, keys: &Keys) -> String {
-    let a = &settings.auth;
-    let material = format!(
-        "key={}|encoding={:?}|algorithms={}|issuer={}|audience={}",
-        keys.current.fingerprint,
-        a.jwt_secret_encoding,
-        a.algorithms.join(","),
-        a.issuer.as_deref().unwrap_or(""),
-        a.audience.as_deref().unwrap_or(""),
-    );
-    fingerprint(material.as_bytes())
 }

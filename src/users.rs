@@ -151,3 +151,33 @@ pub async fn seed_many(
     }
     Ok(created)
 }
+
+/// Who is online (any node), with each user's details and socket count, ordered by id.
+pub async fn online(
+    presence: &dyn crate::presence::Presence,
+    store: &dyn crate::auth::store::TokenStore,
+    user_type: Option<&str>,
+) -> Result<Vec<serde_json::Value>, crate::error::AppError> {
+    use crate::error::AppError;
+    let online = presence
+        .online_users()
+        .await
+        .map_err(|e| AppError::internal(e.context("presence lookup failed")))?;
+    let ids: Vec<i64> = online.iter().map(|o| o.user_id).collect();
+    let mut users = store.users(&ids, user_type).await?;
+    users.sort_by_key(|u| u.id);
+    Ok(users
+        .iter()
+        .filter_map(|u| {
+            let o = online.iter().find(|o| o.user_id == u.id)?;
+            Some(serde_json::json!({
+                "id": u.id,
+                "username": u.username,
+                "user_type": u.user_type,
+                "display_name": u.display_name,
+                "sockets": o.sockets,
+                "since": crate::clock::iso(o.since),
+            }))
+        })
+        .collect())
+}

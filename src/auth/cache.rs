@@ -2,22 +2,24 @@
 //! keyed by token hash: a reconnect storm or a reload of many tabs costs no query per
 //! handshake.
 //!
-//! Revocation stays immediate: every revocation this server makes (logout, kick_previous)
-//! goes through `Hub::kick_tokens`, which drops the entries here and, with Redis, on every
-//! node. Only changes made behind the server's back (SQL by hand) wait for `auth.cache_ttl_secs`.
+//! Revocation stays immediate: every revocation this server makes (logout, kick_previous,
+//! `/api/revoke`) goes through [`super::revoke::revoke`], which drops the entries here and,
+//! with Redis, on every node. Only changes made behind the server's back (SQL by hand) wait
+//! for `auth.cache_ttl_secs`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use entity::{user_tokens, users};
+use super::session::User;
+use super::store::{Lookup, TokenRecord};
 
-/// What the database said about a token: its row (`None` when rows are not required) and the
-/// user of its `sub`.
+/// What the store said about a token: its row (`NotChecked` when rows are not required) and
+/// the user of its `sub`.
 #[derive(Clone)]
 pub struct Cached {
-    pub row: Option<user_tokens::Model>,
-    pub user: Option<users::Model>,
+    pub row: Lookup<TokenRecord>,
+    pub user: Lookup<User>,
 }
 
 pub struct AuthCache {
@@ -99,8 +101,8 @@ mod tests {
 
     fn entry() -> Cached {
         Cached {
-            row: None,
-            user: None,
+            row: Lookup::NotChecked,
+            user: Lookup::Missing,
         }
     }
 

@@ -43,17 +43,58 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// Claims with only `sub`, `iat` and `exp` set; the rest is added field by field.
+    pub fn new(sub: impl Into<Value>, iat: i64, exp: i64) -> Claims {
+        Claims {
+            sub: sub.into(),
+            username: None,
+            user_type: None,
+            iat: Some(iat),
+            exp,
+            nbf: None,
+            iss: None,
+            aud: None,
+            jti: None,
+        }
+    }
+
+    /// The claims of a token for this user id (`sub` a string, as this server issues it).
+    pub fn for_user(user_id: i64, iat: i64, exp: i64) -> Claims {
+        Claims::new(user_id.to_string(), iat, exp)
+    }
+
     /// The user id in `sub`, as a number.
     pub fn user_id(&self) -> Option<i64> {
-        match &self.sub {
-            Value::String(s) => s.trim().parse().ok(),
-            Value::Number(n) => n.as_i64(),
-            _ => None,
-        }
+        crate::ids::user_id(&self.sub)
     }
     pub fn expires_at(&self) -> DateTime<Utc> {
         ts(self.exp)
     }
+}
+
+/// A base64url JSON segment of a JWT, read without trusting it; the error says what it is not.
+pub fn decode_segment(seg: &str) -> Result<Value, String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(seg.trim_end_matches('='))
+        .map_err(|_| "is not base64url".to_string())?;
+    serde_json::from_slice(&bytes).map_err(|_| "is not JSON".to_string())
+}
+
+/// The token's header, unverified.
+pub fn unverified_header(token: &str) -> Result<Value, String> {
+    decode_segment(token.split('.').next().unwrap_or(""))
+}
+
+/// The token's claims, unverified (`None` when there is no second segment).
+pub fn unverified_claims(token: &str) -> Option<Result<Value, String>> {
+    token.split('.').nth(1).map(decode_segment)
+}
+
+/// The user id a token claims, unverified.
+pub fn claimed_user_id(token: &str) -> Option<i64> {
+    unverified_claims(token)?
+        .ok()
+        .and_then(|c| c.get("sub").and_then(crate::ids::user_id))
 }
 
 pub fn ts(secs: i64) -> DateTime<Utc> {
@@ -106,29 +147,11 @@ pub struct Keys {
 
 impl Keys {
     pub fn from_settings(s: &Settings) -> Result<Keys, ConfigError> {
-        let algorithms = s
-            .auth
-            .algorithms
-            .iter()
-            .map(|a| {
-                a.parse::<Algorithm>().map_err(|_| {
-                    ConfigError::new("auth.algorithms", format!("unknown algorithm {a:?}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let algorithms = s.auth.parsed_algorithms()?;
         let mut previous = vec![];
         for (i, p) in s.auth.previous_secrets.iter().enumerate() {
-            let bytes = match p.encoding {
-                crate::config::SecretEncoding::Utf8 => p.secret.expose().as_bytes().to_vec(),
-                crate::config::SecretEncoding::Base64 => {
-                    crate::config::decode_base64(p.secret.expose()).ok_or_else(|| {
-                        ConfigError::new(
-                            format!("auth.previous_secrets[{i}].secret"),
-                            "not valid base64",
-                        )
-                    })?
-                }
-            };
+            let key = format!("auth.previous_secrets[{i}].secret");
+            let bytes = crate::config::decode_secret(&key, &p.secret, p.encoding)?;
             previous.push(Key::new(bytes, Some(p.valid_until)));
         }
         let keys = Keys {
@@ -148,15 +171,9 @@ impl Keys {
     fn self_test(&self) -> Result<(), ConfigError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
-            sub: Value::String("0".into()),
-            username: None,
-            user_type: None,
-            iat: Some(now),
-            exp: now + 60,
-            nbf: None,
             iss: self.issuer.clone(),
             aud: self.audience.clone().map(Value::String),
-            jti: None,
+            ..Claims::for_user(0, now, now + 60)
         };
         let token = self.sign(&claims).map_err(|e| {
             ConfigError::new("auth.algorithms", format!("cannot sign a test token: {e}"))
@@ -183,14 +200,9 @@ impl Keys {
     /// The `alg` named by the token's header, read without trusting it (so `none` and unknown
     /// names are reported as "not allowed" rather than "malformed").
     pub fn header_alg(token: &str) -> Result<String, ErrorCode> {
-        let header = token.split('.').next().ok_or(ErrorCode::TokenMalformed)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header.trim_end_matches('='))
-            .map_err(|_| ErrorCode::TokenMalformed)?;
-        let json: Value = serde_json::from_slice(&bytes).map_err(|_| ErrorCode::TokenMalformed)?;
-        json.get("alg")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        unverified_header(token)
+            .ok()
+            .and_then(|h| h.get("alg").and_then(Value::as_str).map(str::to_string))
             .ok_or(ErrorCode::TokenMalformed)
     }
 
@@ -294,17 +306,7 @@ mod tests {
 
     fn claims(exp_in: i64) -> Claims {
         let now = Utc::now().timestamp();
-        Claims {
-            sub: Value::String("7".into()),
-            username: None,
-            user_type: None,
-            iat: Some(now),
-            exp: now + exp_in,
-            nbf: None,
-            iss: None,
-            aud: None,
-            jti: None,
-        }
+        Claims::for_user(7, now, now + exp_in)
     }
 
     #[test]

@@ -1,24 +1,27 @@
-//! `/auth/*`: login, logout, validate, session, heartbeat (contract §3).
+//! `/auth/*`: login, logout, validate, session, heartbeat, online (contract §3). Handlers only
+//! translate: the decisions live in `login`, `auth::revoke` and `users::online`.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use http::request::Parts;
 use serde::Deserialize;
 
-use super::extract::{ApiJson, AuthSession};
+use super::HttpState;
+use super::extract::{ApiJson, ApiQuery, AuthSession, AuthSessionOrCookie};
 use super::reply::Reply;
-use crate::auth::jwt::Claims;
-use crate::auth::session::user_json;
-use crate::auth::{password, store};
+use crate::auth::revoke::{self, Revocation};
 use crate::clock::iso;
-use crate::config::LoginPolicy;
 use crate::error::{AppError, ErrorCode};
+use crate::login::{self, Client, Credentials};
 use crate::net;
+use crate::realtime::Hub;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
@@ -39,154 +42,58 @@ struct LoginBody {
 /// Takes `Parts` for the client address and user agent; `ConnectInfo` is read from them.
 async fn login(
     State(state): State<AppState>,
+    State(hub): State<Arc<dyn Hub>>,
     parts: Parts,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Reply<serde_json::Value>, AppError> {
-    let result = do_login(&state, &parts, body).await;
-    state.metrics().login(match &result {
-        Ok(_) => "OK",
-        Err(e) => e.code.as_str(),
-    });
-    result
-}
-
-async fn do_login(
-    state: &AppState,
-    parts: &Parts,
-    body: LoginBody,
-) -> Result<Reply<serde_json::Value>, AppError> {
-    let settings = state.settings();
-    let ip = net::client_ip(parts, &settings.server.trust_proxy);
-    let client = ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
-    if body.username.trim().is_empty() {
-        return Err(AppError::bad_request("username must not be empty"));
-    }
-    if let Some(wait) = state.limiter().blocked_for(&body.username, ip) {
-        return Err(rate_limited(wait));
-    }
-    let user = crate::users::find_by_username(state.db(), &body.username)
-        .await
-        .map_err(AppError::auth_unavailable)?;
-    // Unknown users are verified against a dummy hash: same answer, similar time.
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| state.dummy_hash().to_string());
-    let password_ok = password::verify(body.password, hash).await;
-    let type_ok = match (&user, &body.user_type) {
-        (Some(u), Some(t)) => &u.user_type == t,
-        _ => true,
+    let creds = Credentials {
+        username: body.username,
+        password: body.password,
+        user_type: body.user_type,
     };
-    let user = match user {
-        Some(u) if password_ok && type_ok => u,
-        _ => {
-            tracing::info!(username = %body.username.chars().take(64).collect::<String>(),
-                client = %client, "login failed: INVALID_CREDENTIALS");
-            if let Some(wait) = state.limiter().record_failure(&body.username, ip) {
-                return Err(rate_limited(wait));
-            }
-            return Err(ErrorCode::InvalidCredentials.into());
-        }
+    let client = Client {
+        ip: net::client_ip(&parts, &state.settings().server.trust_proxy),
+        user_agent: net::header(&parts, "user-agent").map(str::to_string),
     };
-    store::check_user(&user)?;
-
-    let now = Utc::now();
-    if settings.auth.login_policy == LoginPolicy::RejectNew
-        && !store::live_tokens(state.db(), user.id, None, now)
-            .await?
-            .is_empty()
-    {
-        return Err(ErrorCode::AlreadyLoggedIn.into());
-    }
-
-    let expires_at = now + Duration::seconds(settings.auth.token_ttl_secs as i64);
-    let jti = uuid::Uuid::new_v4().simple().to_string();
-    let claims = Claims {
-        sub: serde_json::Value::String(user.id.to_string()),
-        username: Some(user.username.clone()),
-        user_type: Some(user.user_type.clone()),
-        iat: Some(now.timestamp()),
-        exp: expires_at.timestamp(),
-        nbf: None,
-        iss: settings.auth.issuer.clone(),
-        aud: settings
-            .auth
-            .audience
-            .clone()
-            .map(serde_json::Value::String),
-        jti: Some(jti.clone()),
-    };
-    let token = state.keys().sign(&claims).map_err(AppError::internal)?;
-    let row = store::insert_token(
-        state.db(),
-        store::NewToken {
-            user_id: user.id,
-            token: &token,
-            jti: &jti,
-            expires_at: crate::auth::jwt::ts(claims.exp),
-            user_agent: net::header(parts, "user-agent").map(str::to_string),
-            ip: ip.map(|i| i.to_string()),
-        },
-    )
-    .await?;
-
-    if settings.auth.login_policy == LoginPolicy::KickPrevious {
-        let older = store::live_tokens(state.db(), user.id, Some(row.id), now).await?;
-        let ids: Vec<i64> = older.iter().map(|t| t.id).collect();
-        store::revoke_many(state.db(), &ids).await?;
-        let hashes = older.into_iter().map(|t| t.token_hash).collect();
-        let kicked = state
-            .hub()
-            .kick_tokens(hashes, ErrorCode::SessionReplaced)
-            .await;
-        if !ids.is_empty() {
-            tracing::info!(
-                user_id = user.id,
-                revoked = ids.len(),
-                kicked,
-                "kick_previous: older sessions replaced"
-            );
-        }
-    }
-    tracing::info!(user_id = user.id, client = %client, token = %crate::config::fingerprint(token.as_bytes()), "login OK");
-
+    let result = login::login(&state, hub.as_kicker(), creds, client).await;
+    state
+        .metrics()
+        .login(result.as_ref().err().map_or("OK", |e| e.code.as_str()));
+    let issued = result?;
     Ok(Reply::ok(
         "Login successful",
         serde_json::json!({
-            "token": token,
+            "token": issued.token,
             "token_type": "Bearer",
-            "expires_in": settings.auth.token_ttl_secs,
-            "expires_at": iso(row.expires_at),
-            "user": user_json(&user),
+            "expires_in": state.settings().auth.token_ttl_secs,
+            "expires_at": iso(issued.expires_at),
+            "user": issued.user.to_json(),
         }),
     ))
 }
 
-fn rate_limited(wait: u64) -> AppError {
-    AppError {
-        retry_after: Some(wait),
-        ..AppError::with_message(
-            ErrorCode::RateLimited,
-            format!("Too many failed login attempts. Try again in {wait} s."),
-        )
-    }
-}
-
 async fn logout(
     State(state): State<AppState>,
+    State(hub): State<Arc<dyn Hub>>,
     AuthSession(session): AuthSession,
 ) -> Result<Reply<serde_json::Value>, AppError> {
-    if let Some(id) = session.token_id {
-        store::revoke(state.db(), id).await?;
-    }
-    let kicked = state
-        .hub()
-        .kick_tokens(vec![session.token_hash.clone()], ErrorCode::TokenRevoked)
-        .await;
-    tracing::info!(user_id = session.user.id, token = %session.token_fingerprint, kicked, "logout");
+    let done = revoke::revoke(
+        state.auth(),
+        hub.as_kicker(),
+        Revocation {
+            token_hashes: vec![session.token_hash.clone()],
+            code: ErrorCode::TokenRevoked,
+        },
+    )
+    .await?;
+    tracing::info!(user_id = session.user.id, token = %session.token_fingerprint,
+        kicked = done.sockets, "logout");
     Ok(Reply::ok(
         "Logged out",
-        serde_json::json!({ "revoked": session.token_id.is_some(), "disconnected_sockets": kicked }),
+        serde_json::json!({
+            "revoked": session.token_id.is_some(),
+            "disconnected_sockets": done.sockets,
+        }),
     ))
 }
 
@@ -195,7 +102,7 @@ async fn validate(AuthSession(session): AuthSession) -> Reply<serde_json::Value>
         "Token is valid",
         serde_json::json!({
             "valid": true,
-            "user": user_json(&session.user),
+            "user": session.user.to_json(),
             "expires_at": iso(session.expires_at),
         }),
     )
@@ -203,18 +110,25 @@ async fn validate(AuthSession(session): AuthSession) -> Reply<serde_json::Value>
 
 async fn session(
     State(state): State<AppState>,
-    super::extract::AuthSessionOrCookie(session): super::extract::AuthSessionOrCookie,
+    State(hub): State<Arc<dyn Hub>>,
+    AuthSessionOrCookie(session): AuthSessionOrCookie,
 ) -> Result<Reply<serde_json::Value>, AppError> {
     let row = match session.token_id {
-        Some(_) => store::find_token(state.db(), &session.token_hash).await?,
+        Some(_) => {
+            state
+                .auth()
+                .store()
+                .token_by_hash(&session.token_hash)
+                .await?
+        }
         None => None,
     };
-    let sockets = state.hub().token_sockets(session.token_hash.clone()).await;
+    let sockets = hub.token_sockets(session.token_hash.clone()).await;
     let online = !sockets.is_empty();
     Ok(Reply::ok(
         "Session",
         serde_json::json!({
-            "user": user_json(&session.user),
+            "user": session.user.to_json(),
             "token": {
                 "id": session.token_id,
                 "fingerprint": session.token_fingerprint,
@@ -235,7 +149,7 @@ async fn heartbeat(
 ) -> Result<Reply<serde_json::Value>, AppError> {
     let now = Utc::now();
     if let Some(id) = session.token_id {
-        store::touch(state.db(), id, now).await?;
+        state.auth().store().touch_now(id, now).await?;
     }
     Ok(Reply::ok(
         "Heartbeat recorded",
@@ -252,37 +166,13 @@ struct OnlineQuery {
 async fn online(
     State(state): State<AppState>,
     AuthSession(_caller): AuthSession,
-    super::extract::ApiQuery(q): super::extract::ApiQuery<OnlineQuery>,
+    ApiQuery(q): ApiQuery<OnlineQuery>,
 ) -> Result<Reply<serde_json::Value>, AppError> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    let online = state
-        .presence()
-        .online_users()
-        .await
-        .map_err(|e| AppError::internal(e.context("presence lookup failed")))?;
-    let ids: Vec<i64> = online.iter().map(|o| o.user_id).collect();
-    let mut find = entity::users::Entity::find().filter(entity::users::Column::Id.is_in(ids));
-    if let Some(t) = q.user_type.as_deref().filter(|t| !t.is_empty()) {
-        find = find.filter(entity::users::Column::UserType.eq(t));
-    }
-    let users = find.all(state.db()).await?;
-    let mut list: Vec<serde_json::Value> = users
-        .iter()
-        .filter_map(|u| {
-            let o = online.iter().find(|o| o.user_id == u.id)?;
-            Some(serde_json::json!({
-                "id": u.id,
-                "username": u.username,
-                "user_type": u.user_type,
-                "display_name": u.display_name,
-                "sockets": o.sockets,
-                "since": iso(o.since),
-            }))
-        })
-        .collect();
-    list.sort_by_key(|v| v["id"].as_i64());
+    let user_type = q.user_type.as_deref().filter(|t| !t.is_empty());
+    let users =
+        crate::users::online(state.presence().as_ref(), state.auth().store(), user_type).await?;
     Ok(Reply::ok(
         "Online users",
-        serde_json::json!({ "users": list }),
+        serde_json::json!({ "users": users }),
     ))
 }

@@ -12,13 +12,14 @@ use axum::routing::get;
 use http::request::Parts;
 use serde_json::{Value, json};
 
+use super::HttpState;
 use super::reply::Reply;
 use crate::config::{Settings, TrustProxy};
 use crate::error::AppError;
 use crate::net;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new().route("/debug/transport", get(transport))
 }
 

@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use crate::state::AppState;
+use super::HttpState;
 
 struct Asset {
     path: &'static str,
@@ -38,7 +38,7 @@ const ASSETS: &[Asset] = &[
 ];
 
 /// The page at `/` and at `/client-demo/` (its relative asset URLs resolve under either).
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     let mut r = Router::new()
         .route("/", get(|| async { serve("index.html") }))
         .route("/client-demo/", get(|| async { serve("index.html") }))

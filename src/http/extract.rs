@@ -6,7 +6,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::auth::{self, AuthRequest, Session, Transport};
+use axum::extract::FromRef;
+
+use crate::auth::{AuthRequest, Purpose, Session, Transport};
 use crate::config::TokenSource;
 use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
@@ -25,33 +27,38 @@ async fn authenticate_http(
     sources: &[TokenSource],
 ) -> Result<Session, AppError> {
     let req = AuthRequest {
+        purpose: Purpose::Http,
         transport: Transport::Http,
         sources,
         parts,
         auth_payload: None,
     };
-    auth::authenticate(state, &req).await
+    state.auth().authenticate(&req).await
 }
 
-impl FromRequestParts<AppState> for AuthSession {
-    type Rejection = AppError;
+/// An extractor that authenticates from the given sources.
+macro_rules! session_extractor {
+    ($name:ident, $sources:expr) => {
+        impl<S: Send + Sync> FromRequestParts<S> for $name
+        where
+            AppState: FromRef<S>,
+        {
+            type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        authenticate_http(parts, state, &[TokenSource::Header])
-            .await
-            .map(AuthSession)
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+                authenticate_http(parts, &AppState::from_ref(state), $sources)
+                    .await
+                    .map($name)
+            }
+        }
+    };
 }
 
-impl FromRequestParts<AppState> for AuthSessionOrCookie {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        authenticate_http(parts, state, &[TokenSource::Header, TokenSource::Cookie])
-            .await
-            .map(AuthSessionOrCookie)
-    }
-}
+session_extractor!(AuthSession, &[TokenSource::Header]);
+session_extractor!(
+    AuthSessionOrCookie,
+    &[TokenSource::Header, TokenSource::Cookie]
+);
 
 /// `axum::Json` with contract-shaped rejections that name the offending field.
 pub struct ApiJson<T>(pub T);
@@ -91,10 +98,14 @@ fn inner(r: &JsonRejection) -> String {
 /// Missing: 401 `TOKEN_MISSING`; wrong, or no key configured: 403 `FORBIDDEN`.
 pub struct ApiKey;
 
-impl FromRequestParts<AppState> for ApiKey {
+impl<S: Send + Sync> FromRequestParts<S> for ApiKey
+where
+    AppState: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let state = &AppState::from_ref(state);
         let given = parts
             .headers
             .get("x-api-key")

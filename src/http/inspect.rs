@@ -6,19 +6,25 @@
 //! Authorization is decided before the body is read, so an anonymous caller learns nothing
 //! from body errors.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::routing::post;
 use serde::Deserialize;
 
+use super::HttpState;
 use super::extract::{ApiJson, ApiKey, AuthSession};
 use super::reply::Reply;
 use crate::auth::diagnose::{self, Diagnosis};
+use crate::auth::source::RawToken;
+use crate::auth::store::token_hash;
 use crate::config::TokenSource;
 use crate::error::{AppError, ErrorCode};
+use crate::realtime::Hub;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new().route("/auth/tokens/inspect", post(inspect))
 }
 
@@ -37,6 +43,7 @@ enum Caller {
 
 async fn inspect(
     State(state): State<AppState>,
+    State(hub): State<Arc<dyn Hub>>,
     request: Request,
 ) -> Result<Reply<Diagnosis>, AppError> {
     let (mut parts, body) = request.into_parts();
@@ -57,7 +64,11 @@ async fn inspect(
     {
         return Err(not_yours());
     }
-    let d = diagnose::diagnose(&state, &body.token, body.source).await;
+    let sockets = match RawToken::parse(&body.token) {
+        Some(t) => hub.token_sockets(token_hash(t.as_str())).await,
+        None => vec![],
+    };
+    let d = diagnose::diagnose(state.auth(), &body.token, body.source, Some(sockets)).await;
     if let Caller::User(me) = caller
         && d.user_ids().iter().any(|id| *id != me)
     {

@@ -7,13 +7,14 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::HttpState;
 use super::extract::{ApiQuery, AuthSession};
 use super::reply::Reply;
 use crate::chat;
 use crate::error::AppError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new().route("/api/messages", get(history))
 }
 

@@ -13,25 +13,39 @@ pub mod messages;
 pub mod publish;
 pub mod reply;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use socketioxide::layer::SocketIoLayer;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::AppError;
+use crate::realtime::{Hub, Realtime};
 use crate::state::AppState;
 
-pub fn router(
-    state: AppState,
-    socketio: SocketIoLayer<impl socketioxide::adapter::Adapter>,
-) -> Router {
+/// What HTTP handlers extract: the shared state, and beside it the hub that reaches sockets
+/// (`State<AppState>` and `State<Arc<dyn Hub>>` both work through `FromRef`).
+#[derive(Clone, FromRef)]
+pub struct HttpState {
+    pub app: AppState,
+    pub hub: Arc<dyn Hub>,
+}
+
+pub fn router(state: AppState, realtime: Realtime<impl socketioxide::adapter::Adapter>) -> Router {
+    let Realtime {
+        layer: socketio,
+        hub,
+    } = realtime;
+    let http_state = HttpState {
+        app: state.clone(),
+        hub,
+    };
     let api = Router::new()
         .merge(health::router())
         .merge(auth::router())
@@ -49,7 +63,7 @@ pub fn router(
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
         }))
-        .with_state(state.clone());
+        .with_state(http_state);
     api.layer(
         ServiceBuilder::new()
             .layer(cors(&state))

@@ -1,19 +1,21 @@
 //! `POST /api/publish`: a backend pushes an event to users, rooms, a user type or everyone on
 //! `/im`, across all nodes ("purchase completed, refresh access" to a user's open tabs).
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::HttpState;
 use super::extract::{ApiJson, ApiKey};
 use super::reply::Reply;
 use crate::error::AppError;
-use crate::realtime::{Target, rooms};
-use crate::state::AppState;
+use crate::realtime::{Hub, Target, rooms};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<HttpState> {
     Router::new().route("/api/publish", post(publish))
 }
 
@@ -50,7 +52,7 @@ struct PublishBody {
 }
 
 async fn publish(
-    State(state): State<AppState>,
+    State(hub): State<Arc<dyn Hub>>,
     _key: ApiKey,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> Result<Reply<Value>, AppError> {
@@ -80,8 +82,7 @@ async fn publish(
         }
         Target::Rooms(targets)
     };
-    let delivered = state
-        .hub()
+    let delivered = hub
         .publish(target, event.to_string(), body.data)
         .await
         .map_err(|e| AppError::internal(anyhow::anyhow!("publish failed: {e}")))?;

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::SocketInfo;
 use super::{NodeInfo, OnlineUser, Presence, SocketEntry};
-use crate::realtime::SocketInfo;
 
 #[derive(Default)]
 pub struct LocalPresence {

@@ -13,7 +13,20 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::realtime::SocketInfo;
+/// What `/auth/session` and a diagnosis show about one live socket.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct SocketInfo {
+    pub id: String,
+    #[serde(serialize_with = "ser_iso")]
+    pub connected_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub transport: String,
+}
+
+fn ser_iso<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::clock::iso(*t))
+}
 
 /// One authenticated socket as the registry knows it.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]

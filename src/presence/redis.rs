@@ -15,8 +15,8 @@ use chrono::{TimeZone, Utc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
+use super::SocketInfo;
 use super::{NodeInfo, OnlineUser, Presence, SocketEntry};
-use crate::realtime::SocketInfo;
 
 pub struct RedisPresence {
     conn: ConnectionManager,

@@ -14,11 +14,12 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::expiry::ExpiryHandle;
-use super::{SocketInfo, SocketSession, events, rooms};
-use crate::auth::{self, AuthRequest, Session, Transport};
+use super::{SocketSession, emit, events, rooms};
+use crate::auth::{AuthRequest, Purpose, Session, Transport};
 use crate::config::FailureMode;
 use crate::error::AppError;
 use crate::net;
+use crate::presence::SocketInfo;
 use crate::state::AppState;
 
 /// Outcome of the middleware, handed to `on_connect` through the socket's extensions.
@@ -42,12 +43,13 @@ pub async fn handshake<A: Adapter>(
 ) -> Result<(), AppError> {
     let payload = auth.ok();
     let req = AuthRequest {
+        purpose: Purpose::Handshake,
         transport: transport_of(&s),
         sources: &state.settings().auth.token_sources,
         parts: s.req_parts(),
         auth_payload: payload.as_ref(),
     };
-    match auth::authenticate(&state, &req).await {
+    match state.auth().authenticate(&req).await {
         Ok(session) => {
             s.extensions.insert(Handshake::Accepted(Box::new(session)));
             Ok(())
@@ -94,7 +96,7 @@ pub async fn on_connect<A: Adapter>(
     ]);
     expiry.schedule(s.id, session.expires_at);
     if let Some(token_id) = session.token_id {
-        state.touches().touch(token_id);
+        state.auth().store().touch(token_id);
     }
     let connected = serde_json::json!({
         "userId": session.user.id,
@@ -114,7 +116,9 @@ pub async fn on_connect<A: Adapter>(
     let _ = s.emit("connected", &connected);
     state.metrics().event_out("connected");
     match state.presence().socket_up(&entry).await {
-        Ok(true) => super::announce_presence(&s.broadcast(), &state, entry.user_id, true).await,
+        Ok(true) => {
+            emit::announce_presence(&s.broadcast(), state.metrics(), entry.user_id, true).await
+        }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not record a socket"),
     }
@@ -134,7 +138,9 @@ async fn on_disconnect<A: Adapter>(
     tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
     let entry = ss.presence_entry();
     match state.presence().socket_down(&entry).await {
-        Ok(true) => super::announce_presence(&s.broadcast(), &state, entry.user_id, false).await,
+        Ok(true) => {
+            emit::announce_presence(&s.broadcast(), state.metrics(), entry.user_id, false).await
+        }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not forget a socket"),
     }

@@ -28,7 +28,7 @@ async fn login_returns_token_user_and_expiry_in_the_envelope() {
     assert!(d["user"].get("password_hash").is_none());
     // The row is keyed by SHA-256 of the token; the token itself is not stored anywhere.
     let token = d["token"].as_str().unwrap();
-    let row = im_server::auth::store::find_token(
+    let row = im_server::auth::store::own::find_token(
         app.state.db(),
         &im_server::auth::store::token_hash(token),
     )

@@ -531,7 +531,7 @@ async fn metrics_parse_as_prometheus_text_and_count_handshakes_exactly() {
         )
         .await;
     assert_eq!(status, 200);
-    im_server::auth::diagnose::diagnose(&app.state, &token, None).await;
+    im_server::auth::diagnose::diagnose(app.state.auth(), &token, None, None).await;
 
     let after = scrape(&app).await;
     assert_eq!(

@@ -19,41 +19,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::*;
+pub use crate::tokens::{b64, claims, forge, forge_bytes};
 
 pub const API_KEY: &str = "inspect-test-api-key-0123456789";
-
-/// Sign claims the way another service would: with its own key bytes and algorithm.
-pub fn forge_bytes(key: &[u8], alg: Algorithm, claims: &Claims) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(alg),
-        claims,
-        &EncodingKey::from_secret(key),
-    )
-    .unwrap()
-}
-
-pub fn forge(secret: &str, alg: &str, claims: &Claims) -> String {
-    forge_bytes(secret.as_bytes(), alg.parse().unwrap(), claims)
-}
-
-pub fn claims(sub: i64, exp_in: i64) -> Claims {
-    let now = Utc::now().timestamp();
-    Claims {
-        sub: json!(sub.to_string()),
-        username: None,
-        user_type: None,
-        iat: Some(now),
-        exp: now + exp_in,
-        nbf: None,
-        iss: None,
-        aud: None,
-        jti: None,
-    }
-}
-
-pub fn b64(s: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-}
 
 /// Header says `header_alg`, signature is `sig_alg` over the same bytes.
 fn mislabelled(key: &[u8], header_alg: &str, sig_alg: Algorithm, claims: &Claims) -> String {
@@ -141,7 +109,7 @@ async fn disable(app: &TestApp, user: entity::users::Model) {
 }
 
 async fn expire_row(app: &TestApp, token: &str) {
-    let row = im_server::auth::store::find_token(
+    let row = im_server::auth::store::own::find_token(
         app.state.db(),
         &im_server::auth::store::token_hash(token),
     )
@@ -156,7 +124,7 @@ async fn expire_row(app: &TestApp, token: &str) {
 /// The three verdicts for one token: `diagnose()`, `POST /auth/tokens/inspect`, a handshake.
 async fn three_verdicts(app: &TestApp, token: &str, forbidden: &mut Forbidden) -> [String; 3] {
     forbidden.token(token);
-    let d = diagnose::diagnose(&app.state, token, None).await;
+    let d = diagnose::diagnose(app.state.auth(), token, None, None).await;
     let d_json = serde_json::to_string(&d).unwrap();
     forbidden.assert_clean("diagnose()", &d_json);
     forbidden.assert_clean("render_text", &diagnose::render_text(&d));
@@ -340,7 +308,7 @@ async fn diagnose_verdict_equals_inspect_verdict_equals_handshake_code_for_every
 }
 
 fn cause(d: &Diagnosis) -> &str {
-    d.signature.cause.unwrap_or("-")
+    d.signature.cause.map_or("-", |c| c.as_str())
 }
 
 #[tokio::test]
@@ -362,15 +330,18 @@ async fn each_signature_cause_is_found_by_actually_trying_it() {
         ];
     })
     .await;
-    let server_fp = app.state.keys().current.fingerprint.clone();
+    let server_fp = app.state.auth().keys().current.fingerprint.clone();
     let c = claims(1, 600);
     let d = |t: String| {
         let state = app.state.clone();
-        async move { diagnose::diagnose(&state, &t, None).await }
+        async move { diagnose::diagnose(state.auth(), &t, None, None).await }
     };
 
     let x = d(forge("some-other-services-secret-0123456789", "HS256", &c)).await;
-    assert_eq!((x.signature.status, cause(&x)), ("invalid", "other_secret"));
+    assert_eq!(
+        (x.signature.status.as_str(), cause(&x)),
+        ("invalid", "other_secret")
+    );
     assert!(
         x.signature.detail.as_ref().unwrap().contains(&server_fp),
         "{:?}",
@@ -379,7 +350,7 @@ async fn each_signature_cause_is_found_by_actually_trying_it() {
 
     let x = d(forge(retired, "HS256", &c)).await;
     assert_eq!(
-        (x.signature.status, cause(&x)),
+        (x.signature.status.as_str(), cause(&x)),
         ("invalid", "previous_secret_expired")
     );
     let detail = x.signature.detail.clone().unwrap();
@@ -403,7 +374,7 @@ async fn each_signature_cause_is_found_by_actually_trying_it() {
     let encoded = base64::engine::general_purpose::STANDARD.encode(SECRET);
     let x = d(forge(&encoded, "HS256", &c)).await;
     assert_eq!(
-        (x.signature.status, cause(&x)),
+        (x.signature.status.as_str(), cause(&x)),
         ("invalid", "base64_encoded_secret")
     );
     let x = d(forge(encoded.trim_end_matches('='), "HS256", &c)).await;
@@ -418,14 +389,14 @@ async fn each_signature_cause_is_found_by_actually_trying_it() {
     ))
     .await;
     assert_eq!(
-        (x.signature.status, cause(&x)),
+        (x.signature.status.as_str(), cause(&x)),
         ("invalid", "algorithm_mismatch")
     );
 
     // HS512 is not in auth.algorithms: found out what it is signed with anyway.
     let x = d(forge(SECRET, "HS512", &c)).await;
     assert_eq!(
-        (x.signature.status, cause(&x)),
+        (x.signature.status.as_str(), cause(&x)),
         ("not_checked", "algorithm_not_allowed")
     );
     assert!(
@@ -449,7 +420,10 @@ async fn each_signature_cause_is_found_by_actually_trying_it() {
     // more: malformed), and a token without its last part.
     let good = forge(SECRET, "HS256", &c);
     let x = d(good[..good.len() - 11].to_string()).await;
-    assert_eq!((x.signature.status, cause(&x)), ("invalid", "truncated"));
+    assert_eq!(
+        (x.signature.status.as_str(), cause(&x)),
+        ("invalid", "truncated")
+    );
     assert!(
         x.signature
             .detail
@@ -479,9 +453,9 @@ async fn base64_decoded_secret_is_recognised_both_ways_round() {
     let text = base64::engine::general_purpose::STANDARD.encode(raw);
     let utf8_server = spawn_with(|s| s.auth.jwt_secret = Some(Secret::new(text.clone()))).await;
     let t = forge(raw, "HS256", &claims(1, 600));
-    let x = diagnose::diagnose(&utf8_server.state, &t, None).await;
+    let x = diagnose::diagnose(utf8_server.state.auth(), &t, None, None).await;
     assert_eq!(
-        (x.signature.status, cause(&x)),
+        (x.signature.status.as_str(), cause(&x)),
         ("invalid", "base64_decoded_secret")
     );
     assert!(
@@ -503,9 +477,9 @@ async fn base64_decoded_secret_is_recognised_both_ways_round() {
     })
     .await;
     let t = forge(&text, "HS256", &claims(1, 600));
-    let x = diagnose::diagnose(&b64_server.state, &t, None).await;
+    let x = diagnose::diagnose(b64_server.state.auth(), &t, None, None).await;
     assert_eq!(
-        (x.signature.status, cause(&x)),
+        (x.signature.status.as_str(), cause(&x)),
         ("invalid", "base64_encoded_secret")
     );
     assert!(
@@ -541,7 +515,7 @@ async fn every_transit_mangling_is_named_and_the_repaired_token_is_checked() {
         ("line-wrapped", wrapped, "whitespace"),
     ];
     for (name, token, kind) in cases {
-        let x = diagnose::diagnose(&app.state, &token, None).await;
+        let x = diagnose::diagnose(app.state.auth(), &token, None, None).await;
         assert!(
             x.transit.findings.iter().any(|f| f.kind == kind),
             "{name}: {:?}",
@@ -553,7 +527,7 @@ async fn every_transit_mangling_is_named_and_the_repaired_token_is_checked() {
             .as_ref()
             .unwrap_or_else(|| panic!("{name}: not repaired"));
         assert_eq!(
-            (repaired.signature, repaired.verdict.as_str()),
+            (repaired.signature.as_str(), repaired.verdict.as_str()),
             ("valid", "OK"),
             "{name}"
         );
@@ -574,7 +548,7 @@ async fn every_transit_mangling_is_named_and_the_repaired_token_is_checked() {
         );
     }
     // One `Bearer ` and surrounding whitespace are the server's to strip: not damage.
-    let x = diagnose::diagnose(&app.state, &format!("  Bearer {good}\n"), None).await;
+    let x = diagnose::diagnose(app.state.auth(), &format!("  Bearer {good}\n"), None, None).await;
     assert!(x.transit.findings.is_empty(), "{:?}", x.transit);
     assert_eq!(x.verdict, "OK");
 }
@@ -585,7 +559,7 @@ async fn claims_show_dates_and_relative_phrases_and_clock_skew() {
     let now = Utc::now().timestamp();
     let mut c = claims(1, -3 * 3600);
     c.iat = Some(now - 4 * 3600);
-    let x = diagnose::diagnose(&app.state, &forge(SECRET, "HS256", &c), None).await;
+    let x = diagnose::diagnose(app.state.auth(), &forge(SECRET, "HS256", &c), None, None).await;
     assert_eq!(x.claims.exp_relative.as_deref(), Some("expired 3h ago"));
     assert_eq!(x.claims.iat_relative.as_deref(), Some("issued 4h ago"));
     assert!(x.claims.exp_utc.as_deref().unwrap().ends_with('Z'));
@@ -599,7 +573,7 @@ async fn claims_show_dates_and_relative_phrases_and_clock_skew() {
     let mut c = claims(1, 20 * 60);
     c.iat = Some(now + 2 * 3600);
     c.nbf = Some(now + 2 * 3600);
-    let x = diagnose::diagnose(&app.state, &forge(SECRET, "HS256", &c), None).await;
+    let x = diagnose::diagnose(app.state.auth(), &forge(SECRET, "HS256", &c), None, None).await;
     assert_eq!(x.claims.exp_relative.as_deref(), Some("expires in 20m"));
     assert_eq!(
         x.claims.nbf_relative.as_deref(),
@@ -827,7 +801,7 @@ async fn token_inspect_cli_prints_sections_and_exits_by_verdict() {
     forbidden.assert_clean("token inspect stderr", &err);
 
     // Same verdict as the running server's diagnosis.
-    let live = diagnose::diagnose(&app.state, &token, None).await;
+    let live = diagnose::diagnose(app.state.auth(), &token, None, None).await;
     assert_eq!(live.verdict, v["verdict"]);
 
     // A configuration problem is one line on stderr, exit 1.

@@ -3,39 +3,12 @@
 
 use base64::Engine as _;
 use chrono::Utc;
-use im_server::auth::jwt::{Claims, Keys};
-use im_server::config::{FailureMode, Secret, SecretEncoding, Settings, TokenSource};
+use im_server::config::{FailureMode, Secret, SecretEncoding, TokenSource};
 use loadgen::sio::{ConnectOptions, Incoming};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-/// Sign claims the way another service would: with its own secret and algorithm list.
-fn forge(secret: &str, alg: &str, claims: &Claims) -> String {
-    let mut s = Settings::default();
-    s.auth.jwt_secret = Some(Secret::new(secret));
-    s.auth.algorithms = vec![alg.into()];
-    Keys::from_settings(&s).unwrap().sign(claims).unwrap()
-}
-
-fn claims(sub: i64, exp_in: i64) -> Claims {
-    let now = Utc::now().timestamp();
-    Claims {
-        sub: json!(sub.to_string()),
-        username: None,
-        user_type: None,
-        iat: Some(now),
-        exp: now + exp_in,
-        nbf: None,
-        iss: None,
-        aud: None,
-        jti: None,
-    }
-}
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-}
+use crate::tokens::{b64, claims, forge};
 
 #[tokio::test]
 async fn valid_token_in_auth_gets_connected_with_every_field() {

@@ -122,3 +122,52 @@ async fn a_refused_refresh_keeps_the_old_token() {
         "{first}"
     );
 }
+
+/// `im_handshakes_total{result, source}` as `/metrics` reports it now.
+async fn handshakes(app: &TestApp, result: &str, source: &str) -> u64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let want = format!("im_handshakes_total{{result=\"{result}\",source=\"{source}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&want))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn auth_refresh_is_authenticated_and_counted_like_a_handshake() {
+    let app = spawn_app().await;
+    let a = app.login("admin", "admin123").await;
+    let b = app.login("admin", "admin123").await;
+    let (mut c, _) = app.connect_ok(&a).await;
+    let ok_before = handshakes(&app, "OK", "auth").await;
+    let bad_before = handshakes(&app, "TOKEN_MALFORMED", "auth").await;
+    let ack = c
+        .emit_with_ack("auth:refresh", json!({"token": "not.a.jwt"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack[0]["code"], "TOKEN_MALFORMED", "{ack:?}");
+    let ack = c
+        .emit_with_ack(
+            "auth:refresh",
+            json!({"token": format!("Bearer {b}")}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ack[0]["ok"], true,
+        "one leading Bearer is stripped, as in a handshake: {ack:?}"
+    );
+    assert_eq!(
+        handshakes(&app, "TOKEN_MALFORMED", "auth").await,
+        bad_before + 1
+    );
+    assert_eq!(handshakes(&app, "OK", "auth").await, ok_before + 1);
+}

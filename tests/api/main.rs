@@ -2,6 +2,7 @@
 //! over loopback: HTTP with reqwest, Socket.IO with `loadgen::sio` (a real Engine.IO v4 client).
 
 mod helpers;
+mod tokens;
 
 mod auth_http;
 mod config;

@@ -8,24 +8,44 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Serialize;
 
-use super::{Finding, Transit, decode_segment, relative};
-use crate::auth::jwt::{Key, Keys, MAX_TOKEN_BYTES};
+use super::{Finding, FindingKind, Transit, relative};
+use crate::auth::jwt::{Key, Keys, MAX_TOKEN_BYTES, unverified_header};
 use crate::clock::iso;
-use crate::config::{SecretEncoding, decode_base64};
-use crate::state::AppState;
+use crate::config::{AuthSettings, SecretEncoding, decode_base64};
+
+super::words! {
+    /// Whether the signature verifies with a key this server accepts.
+    SignatureStatus {
+        Valid => "valid",
+        Invalid => "invalid",
+        NotChecked => "not_checked",
+    }
+}
+
+super::words! {
+    /// The likely cause of a signature that does not verify (or was not checked).
+    Cause {
+        OtherSecret => "other_secret",
+        PreviousSecretExpired => "previous_secret_expired",
+        Base64EncodedSecret => "base64_encoded_secret",
+        Base64DecodedSecret => "base64_decoded_secret",
+        AlgorithmMismatch => "algorithm_mismatch",
+        AlgorithmNotAllowed => "algorithm_not_allowed",
+        MangledInTransit => "mangled_in_transit",
+        Truncated => "truncated",
+        Oversized => "oversized",
+        Malformed => "malformed",
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SignatureInfo {
-    /// `valid` | `invalid` | `not_checked`
-    pub status: &'static str,
+    pub status: SignatureStatus,
     /// The algorithm it was checked with (the header's, when allowed).
     pub algorithm: Option<String>,
     /// Which accepted key verified it: `current` or `auth.previous_secrets[i] (…)`.
     pub key: Option<String>,
-    /// `other_secret` | `previous_secret_expired` | `base64_encoded_secret` |
-    /// `base64_decoded_secret` | `algorithm_mismatch` | `algorithm_not_allowed` |
-    /// `mangled_in_transit` | `truncated` | `oversized` | `malformed`
-    pub cause: Option<&'static str>,
+    pub cause: Option<Cause>,
     /// What was found, in a sentence.
     pub detail: Option<String>,
     /// What to do about it.
@@ -33,7 +53,7 @@ pub struct SignatureInfo {
 }
 
 impl SignatureInfo {
-    fn new(status: &'static str) -> Self {
+    fn new(status: SignatureStatus) -> Self {
         SignatureInfo {
             status,
             algorithm: None,
@@ -43,7 +63,7 @@ impl SignatureInfo {
             hint: None,
         }
     }
-    fn because(mut self, cause: &'static str, detail: String, hint: Option<String>) -> Self {
+    fn because(mut self, cause: Cause, detail: String, hint: Option<String>) -> Self {
         self.cause = Some(cause);
         self.detail = Some(detail);
         self.hint = hint;
@@ -78,7 +98,7 @@ fn is_base64url(s: &str) -> bool {
 }
 
 fn header_alg(token: &str) -> Option<String> {
-    decode_segment(token.split('.').next()?)
+    unverified_header(token)
         .ok()?
         .get("alg")?
         .as_str()
@@ -107,20 +127,20 @@ fn previous_label(i: usize, k: &Key) -> String {
 }
 
 /// Signature status alone (for a repaired token).
-pub(super) fn status_only(keys: &Keys, token: &str, now: DateTime<Utc>) -> &'static str {
+pub(super) fn status_only(keys: &Keys, token: &str, now: DateTime<Utc>) -> SignatureStatus {
     let alg = header_alg(token).and_then(|a| a.parse::<Algorithm>().ok());
     match alg {
         Some(a) if keys.algorithms.contains(&a) && token.split('.').count() == 3 => {
             let sig = token.rsplit('.').next().unwrap_or("");
             if !is_base64url(sig) || jsonwebtoken::decode_header(token).is_err() {
-                "not_checked"
+                SignatureStatus::NotChecked
             } else if accepted_key(keys, token, a, now).is_some() {
-                "valid"
+                SignatureStatus::Valid
             } else {
-                "invalid"
+                SignatureStatus::Invalid
             }
         }
-        _ => "not_checked",
+        _ => SignatureStatus::NotChecked,
     }
 }
 
@@ -129,7 +149,7 @@ pub(super) fn truncation(token: &str) -> Option<Finding> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() == 2 && !parts[0].is_empty() && !parts[1].is_empty() {
         return Some(Finding {
-            kind: "truncated",
+            kind: FindingKind::Truncated,
             detail: "only 2 of the 3 parts (header.payload.signature): the signature is cut off"
                 .into(),
         });
@@ -141,7 +161,7 @@ pub(super) fn truncation(token: &str) -> Option<Finding> {
     let want = signature_chars(alg)?;
     let got = parts[2].len();
     (got < want).then(|| Finding {
-        kind: "truncated",
+        kind: FindingKind::Truncated,
         detail: format!(
             "the signature has {got} of the {want} characters {alg:?} produces: the token was cut \
              off (a column or cookie size limit, or an incomplete copy)"
@@ -151,7 +171,7 @@ pub(super) fn truncation(token: &str) -> Option<Finding> {
 
 /// Key material a confused issuer may have used instead of this server's key bytes.
 struct Suspect {
-    cause: &'static str,
+    cause: Cause,
     bytes: Vec<u8>,
 }
 
@@ -163,7 +183,7 @@ fn suspects(keys: &Keys) -> Vec<Suspect> {
         let bytes = engine.encode(k).into_bytes();
         if !out.iter().any(|s| s.bytes == bytes) {
             out.push(Suspect {
-                cause: "base64_encoded_secret",
+                cause: Cause::Base64EncodedSecret,
                 bytes,
             });
         }
@@ -172,28 +192,28 @@ fn suspects(keys: &Keys) -> Vec<Suspect> {
         && &decoded != k
     {
         out.push(Suspect {
-            cause: "base64_decoded_secret",
+            cause: Cause::Base64DecodedSecret,
             bytes: decoded,
         });
     }
     out
 }
 
+/// The signature section: checked, with the likely cause when it does not verify.
 pub(super) fn analyse(
-    state: &AppState,
+    keys: &Keys,
+    auth: &AuthSettings,
     token: &str,
     transit: &Transit,
     now: DateTime<Utc>,
 ) -> SignatureInfo {
-    let keys = state.keys();
-    let settings = state.settings();
-    let allowed = settings.auth.algorithms.join(", ");
+    use SignatureStatus::*;
     if token.is_empty() {
-        return SignatureInfo::new("not_checked");
+        return SignatureInfo::new(NotChecked);
     }
     if token.len() > MAX_TOKEN_BYTES {
-        return SignatureInfo::new("not_checked").because(
-            "oversized",
+        return SignatureInfo::new(NotChecked).because(
+            Cause::Oversized,
             format!(
                 "the token is {} bytes; anything above {MAX_TOKEN_BYTES} is refused before parsing",
                 token.len()
@@ -201,23 +221,104 @@ pub(super) fn analyse(
             Some("A session token is a few hundred bytes: check what the client sends.".into()),
         );
     }
-    let damage: Vec<&Finding> = transit
-        .findings
-        .iter()
-        .filter(|f| !matches!(f.kind, "truncated" | "oversized"))
-        .collect();
-    let truncated = transit.findings.iter().find(|f| f.kind == "truncated");
-    let damaged = |status: &'static str| -> Option<SignatureInfo> {
-        let repaired = transit.repaired.as_ref()?;
-        if damage.is_empty() {
+    let damage = Damage::of(transit);
+    let parts: Vec<&str> = token.split('.').collect();
+    let alg_name = header_alg(token);
+    let Some(alg_name) =
+        alg_name.filter(|_| parts.len() == 3 && jsonwebtoken::decode_header(token).is_ok())
+    else {
+        return damage
+            .explain(NotChecked)
+            .or_else(|| damage.truncated(SignatureInfo::new(NotChecked), TRUNCATED_HINT))
+            .unwrap_or_else(|| not_a_jwt(token, parts.len()));
+    };
+    let mut info = SignatureInfo::new(NotChecked);
+    info.algorithm = Some(alg_name.clone());
+    let Some(alg) = alg_name
+        .parse::<Algorithm>()
+        .ok()
+        .filter(|a| keys.algorithms.contains(a))
+    else {
+        return algorithm_refused(keys, auth, token, &alg_name, info);
+    };
+    if !is_base64url(parts[2]) {
+        return damage
+            .explain(NotChecked)
+            .map(|s| SignatureInfo {
+                algorithm: info.algorithm.clone(),
+                ..s
+            })
+            .or_else(|| damage.truncated(info.clone(), TRUNCATED_HINT))
+            .unwrap_or_else(|| {
+                info.because(
+                    Cause::Malformed,
+                    "the signature part is not base64url".into(),
+                    Some("Check what alters the token on the way.".into()),
+                )
+            });
+    }
+    if let Some(key) = accepted_key(keys, token, alg, now) {
+        info.status = Valid;
+        info.key = Some(key);
+        return info;
+    }
+    info.status = Invalid;
+    if transit
+        .repaired
+        .as_ref()
+        .is_some_and(|r| r.signature == Valid)
+        && let Some(s) = damage.explain(Invalid)
+    {
+        return SignatureInfo {
+            algorithm: info.algorithm,
+            ..s
+        };
+    }
+    if let Some(s) = damage.truncated(
+        info.clone(),
+        "Send the whole token: check column sizes, cookie limits and copy-paste.",
+    ) {
+        return s;
+    }
+    why_invalid(keys, auth, token, alg, &alg_name, now, info)
+}
+
+const TRUNCATED_HINT: &str = "Send the whole token; check length limits on the way.";
+
+/// Transit findings, split into damage that can be undone and a cut-off token.
+struct Damage<'a> {
+    transit: &'a Transit,
+    undoable: Vec<&'a Finding>,
+    truncated: Option<&'a Finding>,
+}
+
+impl<'a> Damage<'a> {
+    fn of(transit: &'a Transit) -> Self {
+        let is_cut =
+            |f: &&Finding| matches!(f.kind, FindingKind::Truncated | FindingKind::Oversized);
+        Damage {
+            transit,
+            undoable: transit.findings.iter().filter(|f| !is_cut(f)).collect(),
+            truncated: transit
+                .findings
+                .iter()
+                .find(|f| f.kind == FindingKind::Truncated),
+        }
+    }
+
+    /// "Mangled in transit", with what the token gets once the damage is undone.
+    fn explain(&self, status: SignatureStatus) -> Option<SignatureInfo> {
+        let repaired = self.transit.repaired.as_ref()?;
+        if self.undoable.is_empty() {
             return None;
         }
-        let what = damage
+        let what = self
+            .undoable
             .iter()
             .map(|f| f.detail.as_str())
             .collect::<Vec<_>>()
             .join("; ");
-        let outcome = if repaired.signature == "valid" {
+        let outcome = if repaired.signature == SignatureStatus::Valid {
             format!(
                 "with that undone the signature is valid and the token would get {}",
                 repaired.verdict
@@ -227,13 +328,13 @@ pub(super) fn analyse(
                 "even with that undone the signature is {} (verdict {}){}",
                 repaired.signature,
                 repaired.verdict,
-                truncated
+                self.truncated
                     .map(|t| format!("; besides, {}", t.detail))
                     .unwrap_or_default()
             )
         };
         Some(SignatureInfo::new(status).because(
-            "mangled_in_transit",
+            Cause::MangledInTransit,
             format!("the token was altered on the way: {what}; {outcome}."),
             Some(
                 "Send the token exactly as login returned it: no quotes, no extra URL-encoding, \
@@ -241,140 +342,101 @@ pub(super) fn analyse(
                     .into(),
             ),
         ))
-    };
-
-    let parts: Vec<&str> = token.split('.').collect();
-    let alg_name = header_alg(token);
-    if parts.len() != 3 || alg_name.is_none() || jsonwebtoken::decode_header(token).is_err() {
-        if let Some(s) = damaged("not_checked") {
-            return s;
-        }
-        if let Some(t) = truncated {
-            return SignatureInfo::new("not_checked").because(
-                "truncated",
-                t.detail.clone(),
-                Some("Send the whole token; check length limits on the way.".into()),
-            );
-        }
-        let detail = if parts.len() != 3 {
-            format!("a JWT has 3 dot-separated parts, this has {}", parts.len())
-        } else if alg_name.is_none() {
-            "the header part is not base64url JSON with an \"alg\"".to_string()
-        } else {
-            "the header is not a valid JWT header".to_string()
-        };
-        return SignatureInfo::new("not_checked").because(
-            "malformed",
-            detail,
-            Some("This is not a JWT issued by a login: check what the client sends.".into()),
-        );
     }
-    let alg_name = alg_name.unwrap_or_default();
-    let alg = alg_name.parse::<Algorithm>().ok();
-    let mut info = SignatureInfo::new("not_checked");
-    info.algorithm = Some(alg_name.clone());
 
-    let Some(alg) = alg.filter(|a| keys.algorithms.contains(a)) else {
-        // Refused before any signature check; still find out what it is signed with.
-        let (detail, hint) = match alg {
-            _ if alg_name.eq_ignore_ascii_case("none") => (
-                "alg is \"none\": the token is unsigned, which is never accepted".to_string(),
-                "Sign tokens with the shared secret (HS256).".to_string(),
+    fn truncated(&self, info: SignatureInfo, hint: &str) -> Option<SignatureInfo> {
+        self.truncated
+            .map(|t| info.because(Cause::Truncated, t.detail.clone(), Some(hint.into())))
+    }
+}
+
+fn not_a_jwt(token: &str, parts: usize) -> SignatureInfo {
+    let detail = if parts != 3 {
+        format!("a JWT has 3 dot-separated parts, this has {parts}")
+    } else if header_alg(token).is_none() {
+        "the header part is not base64url JSON with an \"alg\"".to_string()
+    } else {
+        "the header is not a valid JWT header".to_string()
+    };
+    SignatureInfo::new(SignatureStatus::NotChecked).because(
+        Cause::Malformed,
+        detail,
+        Some("This is not a JWT issued by a login: check what the client sends.".into()),
+    )
+}
+
+/// Refused before any signature check; still find out what it is signed with.
+fn algorithm_refused(
+    keys: &Keys,
+    auth: &AuthSettings,
+    token: &str,
+    alg_name: &str,
+    info: SignatureInfo,
+) -> SignatureInfo {
+    let allowed = auth.algorithms.join(", ");
+    let (detail, hint) = match alg_name.parse::<Algorithm>().ok() {
+        _ if alg_name.eq_ignore_ascii_case("none") => (
+            "alg is \"none\": the token is unsigned, which is never accepted".to_string(),
+            "Sign tokens with the shared secret (HS256).".to_string(),
+        ),
+        None => (
+            format!("alg {alg_name:?} is not an algorithm this server knows"),
+            format!("Sign with one of auth.algorithms ({allowed})."),
+        ),
+        Some(a) if !HMAC.contains(&a) => (
+            format!(
+                "alg {alg_name} is a public-key algorithm; this server verifies shared-secret \
+                 HMAC only and accepts {allowed}"
             ),
-            None => (
-                format!("alg {alg_name:?} is not an algorithm this server knows"),
-                format!("Sign with one of auth.algorithms ({allowed})."),
-            ),
-            Some(a) if !HMAC.contains(&a) => (
+            "Have the issuer sign with the shared secret (HS256), or put a gateway that \
+             verifies public-key tokens in front."
+                .to_string(),
+        ),
+        Some(a) => {
+            let with = if hmac_matches(token, a, &keys.current.bytes) {
+                "with this server's secret".to_string()
+            } else if let Some(s) = suspects(keys)
+                .into_iter()
+                .find(|s| hmac_matches(token, a, &s.bytes))
+            {
                 format!(
-                    "alg {alg_name} is a public-key algorithm; this server verifies shared-secret \
-                     HMAC only and accepts {allowed}"
-                ),
-                "Have the issuer sign with the shared secret (HS256), or put a gateway that \
-                 verifies public-key tokens in front."
-                    .to_string(),
-            ),
-            Some(a) => {
-                let with = if hmac_matches(token, a, &keys.current.bytes) {
-                    "with this server's secret".to_string()
-                } else if let Some(s) = suspects(keys)
-                    .into_iter()
-                    .find(|s| hmac_matches(token, a, &s.bytes))
-                {
-                    format!(
-                        "with the {} of this server's secret",
-                        suspect_words(s.cause)
-                    )
-                } else {
-                    "and not with this server's secret either".to_string()
-                };
-                (
-                    format!(
-                        "signed with {alg_name} {with}, but auth.algorithms allows only {allowed}"
-                    ),
-                    format!(
-                        "Add \"{alg_name}\" to auth.algorithms (IM_AUTH__ALGORITHMS), or have the \
-                         issuer sign with {}.",
-                        settings.auth.algorithms[0]
-                    ),
+                    "with the {} of this server's secret",
+                    suspect_words(s.cause)
                 )
-            }
-        };
-        return info.because("algorithm_not_allowed", detail, Some(hint));
-    };
-
-    let sig = parts[2];
-    if !is_base64url(sig) {
-        if let Some(s) = damaged("not_checked") {
-            return SignatureInfo {
-                algorithm: info.algorithm,
-                ..s
+            } else {
+                "and not with this server's secret either".to_string()
             };
+            (
+                format!("signed with {alg_name} {with}, but auth.algorithms allows only {allowed}"),
+                format!(
+                    "Add \"{alg_name}\" to auth.algorithms (IM_AUTH__ALGORITHMS), or have the \
+                     issuer sign with {}.",
+                    auth.algorithms[0]
+                ),
+            )
         }
-        if let Some(t) = truncated {
-            return info.because(
-                "truncated",
-                t.detail.clone(),
-                Some("Send the whole token; check length limits on the way.".into()),
-            );
-        }
-        return info.because(
-            "malformed",
-            "the signature part is not base64url".into(),
-            Some("Check what alters the token on the way.".into()),
-        );
-    }
-    if let Some(key) = accepted_key(keys, token, alg, now) {
-        info.status = "valid";
-        info.key = Some(key);
-        return info;
-    }
-    info.status = "invalid";
-    if let Some(s) = damaged("invalid")
-        && transit
-            .repaired
-            .as_ref()
-            .is_some_and(|r| r.signature == "valid")
-    {
-        return SignatureInfo {
-            algorithm: info.algorithm,
-            ..s
-        };
-    }
-    if let Some(t) = truncated {
-        return info.because(
-            "truncated",
-            t.detail.clone(),
-            Some("Send the whole token: check column sizes, cookie limits and copy-paste.".into()),
-        );
-    }
+    };
+    info.because(Cause::AlgorithmNotAllowed, detail, Some(hint))
+}
+
+/// A well-formed token whose signature fails: try each suspect key and algorithm in turn.
+fn why_invalid(
+    keys: &Keys,
+    auth: &AuthSettings,
+    token: &str,
+    alg: Algorithm,
+    alg_name: &str,
+    now: DateTime<Utc>,
+    info: SignatureInfo,
+) -> SignatureInfo {
+    let allowed = auth.algorithms.join(", ");
     for (i, k) in keys.previous.iter().enumerate() {
         if let Some(until) = k.valid_until
             && until < now
             && hmac_matches(token, alg, &k.bytes)
         {
             return info.because(
-                "previous_secret_expired",
+                Cause::PreviousSecretExpired,
                 format!(
                     "signed with {}, which stopped being accepted {} ({})",
                     previous_label(i, k),
@@ -395,7 +457,7 @@ pub(super) fn analyse(
             return info.because(
                 s.cause,
                 suspect_detail(s.cause),
-                Some(suspect_hint(state, s.cause)),
+                Some(suspect_hint(auth.jwt_secret_encoding, s.cause)),
             );
         }
     }
@@ -404,7 +466,7 @@ pub(super) fn analyse(
     for other in HMAC.into_iter().filter(|a| *a != alg) {
         if candidates.iter().any(|k| hmac_matches(token, other, k)) {
             return info.because(
-                "algorithm_mismatch",
+                Cause::AlgorithmMismatch,
                 format!(
                     "the signature is {other:?} over this server's secret, but the header says \
                      {alg_name}: the issuer labels its tokens with the wrong alg, or the header \
@@ -421,7 +483,7 @@ pub(super) fn analyse(
         n => format!(" nor the {n} previous secret(s)"),
     };
     info.because(
-        "other_secret",
+        Cause::OtherSecret,
         format!(
             "signed with another secret: it verifies with neither this server's secret nor its \
              base64 forms{previous}. This server's secret has fingerprint {}",
@@ -436,34 +498,35 @@ pub(super) fn analyse(
     )
 }
 
-fn suspect_words(cause: &str) -> &'static str {
+fn suspect_words(cause: Cause) -> &'static str {
     match cause {
-        "base64_encoded_secret" => "base64-encoded form",
+        Cause::Base64EncodedSecret => "base64-encoded form",
         _ => "base64-decoded bytes",
     }
 }
 
-fn suspect_detail(cause: &str) -> String {
+fn suspect_detail(cause: Cause) -> String {
     match cause {
-        "base64_encoded_secret" => "signed with the base64-encoded form of this server's secret: \
+        Cause::Base64EncodedSecret => {
+            "signed with the base64-encoded form of this server's secret: \
              the issuer uses the base64 text itself as the key"
-            .into(),
+                .into()
+        }
         _ => "signed with the base64-decoded bytes of this server's secret: the issuer decodes \
               the shared secret from base64, this server uses its text"
             .into(),
     }
 }
 
-fn suspect_hint(state: &AppState, cause: &str) -> String {
-    let enc = state.settings().auth.jwt_secret_encoding;
+fn suspect_hint(enc: SecretEncoding, cause: Cause) -> String {
     match (cause, enc) {
-        ("base64_encoded_secret", SecretEncoding::Base64) => {
+        (Cause::Base64EncodedSecret, SecretEncoding::Base64) => {
             "This server decodes auth.jwt_secret from base64 (jwt_secret_encoding = \"base64\") \
              but the issuer signs with the text: set auth.jwt_secret_encoding = \"utf8\" here \
              (IM_AUTH__JWT_SECRET_ENCODING=utf8), or make the issuer decode it."
                 .into()
         }
-        ("base64_encoded_secret", _) => "The issuer holds the base64 form of this server's \
+        (Cause::Base64EncodedSecret, _) => "The issuer holds the base64 form of this server's \
              secret and signs with that text: give it the raw secret, or make it decode its \
              value before signing."
             .into(),

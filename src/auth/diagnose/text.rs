@@ -223,7 +223,7 @@ pub fn render_text(d: &Diagnosis) -> String {
                 // Signature already said why, in full.
                 "TOKEN_INVALID_SIGNATURE" | "TOKEN_ALGORITHM_NOT_ALLOWED" => format!(
                     "The signature check failed ({}): see Signature above.",
-                    d.signature.cause.unwrap_or("invalid")
+                    d.signature.cause.map_or("invalid", |c| c.as_str())
                 ),
                 _ => d.explanation.clone(),
             },

@@ -195,15 +195,10 @@ fn keys(secret: &str) -> Keys {
 /// Claims as `POST /auth/login` writes them.
 fn login_claims(user: &entity::users::Model, iat: i64, exp: i64) -> Claims {
     Claims {
-        sub: json!(user.id.to_string()),
         username: Some(user.username.clone()),
         user_type: Some(user.user_type.clone()),
-        iat: Some(iat),
-        exp,
-        nbf: None,
-        iss: None,
-        aud: None,
         jti: Some(uuid::Uuid::new_v4().simple().to_string()),
+        ..Claims::for_user(user.id, iat, exp)
     }
 }
 
@@ -211,9 +206,9 @@ fn login_claims(user: &entity::users::Model, iat: i64, exp: i64) -> Claims {
 /// another time than now.
 async fn issue(db: &sea_orm::DatabaseConnection, claims: &Claims) -> String {
     let token = keys(SECRET).sign(claims).unwrap();
-    store::insert_token(
+    store::own::insert_token(
         db,
-        store::NewToken {
+        store::own::NewToken {
             user_id: claims.user_id().unwrap(),
             token: &token,
             jti: claims.jti.as_deref().unwrap(),

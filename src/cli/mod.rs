@@ -1,6 +1,8 @@
 //! Command line (contract §1): `serve` (default), `migrate`, `user add`, `token inspect`,
 //! `config`. Every failure prints one line and exits non-zero.
 
+mod token;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +10,25 @@ use clap::{Parser, Subcommand, ValueEnum};
 use migration::{Migrator, MigratorTrait};
 
 use crate::config::{ConfigError, ConfigSources, Loaded, Settings};
+
+/// Why a command failed: a configuration problem (the key and what is wrong with it), or the
+/// command's own failure. Printed as one line: `error: <what>: <message>`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{what}: {message}")]
+    Failed { what: &'static str, message: String },
+}
+
+impl CliError {
+    pub fn failed(what: &'static str, message: impl std::fmt::Display) -> Self {
+        CliError::Failed {
+            what,
+            message: message.to_string(),
+        }
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,7 +64,7 @@ pub enum Command {
     /// Diagnose tokens offline (`token inspect <TOKEN|->`).
     Token {
         #[command(subcommand)]
-        command: crate::auth::diagnose::cli::TokenCommand,
+        command: token::TokenCommand,
     },
     /// Print the effective configuration (secrets redacted) and where each value came from.
     Config {
@@ -112,13 +133,13 @@ pub fn run() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
+async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let loaded = Settings::load(&ConfigSources::from_process(cli.config.clone()))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(loaded).await,
-        Command::Config { fingerprint, json } => print_config(&loaded, fingerprint, json),
-        Command::Token { command } => crate::auth::diagnose::cli::run(&loaded, command).await,
-        Command::Migrate { action, steps } => migrate(&loaded.settings, action, steps).await,
+        Command::Config { fingerprint, json } => Ok(print_config(&loaded, fingerprint, json)?),
+        Command::Token { command } => token::run(&loaded, command).await,
+        Command::Migrate { action, steps } => Ok(migrate(&loaded.settings, action, steps).await?),
         Command::User {
             command:
                 UserCommand::Add {
@@ -142,7 +163,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
                 },
             )
             .await
-            .map_err(|e| ConfigError::new("user add", e.to_string()))?;
+            .map_err(|e| CliError::failed("user add", e))?;
             println!(
                 "created user id={} username={} type={}",
                 user.id, user.username, user.user_type
@@ -162,7 +183,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
             crate::db::migrate_up(&db).await?;
             let n = crate::users::seed_many(&db, &prefix, count, password, &user_type)
                 .await
-                .map_err(|e| ConfigError::new("user seed", format!("{e:#}")))?;
+                .map_err(|e| CliError::failed("user seed", format!("{e:#}")))?;
             println!("created {n} users ({prefix}1..{prefix}{count}; existing ones kept)");
             Ok(ExitCode::SUCCESS)
         }
@@ -173,7 +194,7 @@ async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, Con
     crate::db::connect(&settings.database.url, 2).await
 }
 
-async fn serve(loaded: Loaded) -> Result<ExitCode, ConfigError> {
+async fn serve(loaded: Loaded) -> Result<ExitCode, CliError> {
     crate::telemetry::init(&loaded.settings.log);
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown key in the config file is ignored (typo?)");
@@ -189,7 +210,7 @@ async fn serve(loaded: Loaded) -> Result<ExitCode, ConfigError> {
     println!("im-server listening on http://{addr} — demo page: http://{shown}/");
     app.run_until_stopped(crate::shutdown::signal())
         .await
-        .map_err(|e| ConfigError::new("server", format!("server error: {e}")))?;
+        .map_err(|e| CliError::failed("server", format!("server error: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -230,7 +251,7 @@ fn print_config(
     let settings = &loaded.settings;
     settings.validate()?;
     let keys = crate::auth::jwt::Keys::from_settings(settings)?;
-    let fp = crate::startup::config_fingerprint(settings, &keys);
+    let fp = crate::auth::authenticator::config_fingerprint(settings, &keys);
     if only_fingerprint {
         println!("{fp}");
         return Ok(ExitCode::SUCCESS);

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 
+use super::CliError;
+use crate::auth::Authenticator;
 use crate::auth::jwt::Keys;
+use crate::auth::store::OwnStore;
 use crate::config::{ConfigError, Loaded, TokenSource};
-use crate::state::{AppState, StateParts};
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
@@ -47,7 +49,7 @@ impl From<SourceArg> for TokenSource {
     }
 }
 
-pub async fn run(loaded: &Loaded, cmd: TokenCommand) -> Result<ExitCode, ConfigError> {
+pub async fn run(loaded: &Loaded, cmd: TokenCommand) -> Result<ExitCode, CliError> {
     let TokenCommand::Inspect {
         token,
         json,
@@ -57,7 +59,7 @@ pub async fn run(loaded: &Loaded, cmd: TokenCommand) -> Result<ExitCode, ConfigE
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| ConfigError::new("token", format!("cannot read stdin: {e}")))?;
+            .map_err(|e| CliError::failed("token", format!("cannot read stdin: {e}")))?;
         // One line ending from `echo`/a file is not part of the token; anything else is kept
         // so the diagnosis can see it.
         let s = s.strip_suffix('\n').unwrap_or(&s);
@@ -66,17 +68,17 @@ pub async fn run(loaded: &Loaded, cmd: TokenCommand) -> Result<ExitCode, ConfigE
         token
     };
 
-    let state = offline_state(loaded).await?;
-    let d = super::diagnose_offline(&state, &raw, Some(source.into())).await;
+    let (auth, db) = offline_authenticator(loaded).await?;
+    let d = crate::auth::diagnose::diagnose(&auth, &raw, Some(source.into()), None).await;
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&d).unwrap_or_else(|_| "{}".into())
         );
     } else {
-        print!("{}", super::render_text(&d));
+        print!("{}", crate::auth::diagnose::render_text(&d));
     }
-    let _ = state.db().clone().close().await;
+    let _ = db.close().await;
     Ok(if d.accepted {
         ExitCode::SUCCESS
     } else {
@@ -84,22 +86,23 @@ pub async fn run(loaded: &Loaded, cmd: TokenCommand) -> Result<ExitCode, ConfigE
     })
 }
 
-/// The state `serve` would build (same validation, keys, database and fingerprint), without a
-/// listener or Socket.IO: live sockets are not available offline.
-async fn offline_state(loaded: &Loaded) -> Result<AppState, ConfigError> {
+/// The authenticator `serve` would build (same validation, keys, store and fingerprint) and
+/// nothing else: no listener, no Socket.IO, no background writers. Live sockets are not
+/// available offline.
+async fn offline_authenticator(
+    loaded: &Loaded,
+) -> Result<(Authenticator, sea_orm::DatabaseConnection), ConfigError> {
     let settings = loaded.settings.clone();
     settings.validate()?;
     let keys = Keys::from_settings(&settings)?;
     let db = crate::db::connect(&settings.database.url, 2).await?;
     crate::db::migrate_up(&db).await?;
-    let config_fingerprint = crate::startup::config_fingerprint(&settings, &keys);
-    Ok(AppState::new(StateParts {
-        settings,
-        db,
+    let store = std::sync::Arc::new(OwnStore::read_only(db.clone()));
+    let auth = Authenticator::new(
+        std::sync::Arc::new(settings),
         keys,
-        presence: std::sync::Arc::new(crate::presence::local::LocalPresence::default()),
-        node_id: "offline".into(),
-        config_fingerprint,
-        dummy_hash: String::new(),
-    }))
+        store,
+        crate::metrics::Metrics::new(),
+    );
+    Ok((auth, db))
 }

@@ -1,0 +1,62 @@
+//! The one way a token stops working before its `exp`: logout, `kick_previous`, `/api/revoke`,
+//! an operator. In this order, so no step can undo another: mark the rows (where the store may
+//! write), forget cached verdicts here and on every node (no handshake can then be accepted
+//! from a cache), then kick the live sockets on every node with the code.
+//!
+//! Expiry does not come here: an expired token fails its own `exp` check on every node, so no
+//! row, cache or other node needs telling; the expiry timer kicks its one socket locally.
+
+use futures_util::future::BoxFuture;
+
+use super::Authenticator;
+use crate::error::{AppError, ErrorCode};
+
+/// The socket side of a revocation, implemented by the realtime hub (auth never reaches into
+/// socketioxide itself).
+pub trait SocketKicker: Send + Sync {
+    /// Tell every other node to drop cached verdicts of these tokens.
+    fn announce_revoked(&self, token_hashes: Vec<String>) -> BoxFuture<'static, ()>;
+    /// `error {code}` then a disconnect for every socket using one of these tokens, on every
+    /// node; how many sockets that was.
+    fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize>;
+}
+
+/// What to revoke, and the code the sockets get.
+pub struct Revocation {
+    /// [`super::store::token_hash`] of each token.
+    pub token_hashes: Vec<String>,
+    pub code: ErrorCode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    /// Rows marked revoked (0 where the store is read-only).
+    pub rows: u64,
+    /// Live sockets disconnected, on every node.
+    pub sockets: usize,
+}
+
+pub async fn revoke(
+    auth: &Authenticator,
+    sockets: &dyn SocketKicker,
+    r: Revocation,
+) -> Result<Revoked, AppError> {
+    if r.token_hashes.is_empty() {
+        return Ok(Revoked {
+            rows: 0,
+            sockets: 0,
+        });
+    }
+    let rows = auth
+        .store()
+        .revoke(&r.token_hashes)
+        .await
+        .map_err(AppError::internal)?;
+    auth.cache().invalidate(&r.token_hashes);
+    sockets.announce_revoked(r.token_hashes.clone()).await;
+    let kicked = sockets.kick_tokens(r.token_hashes, r.code).await;
+    Ok(Revoked {
+        rows,
+        sockets: kicked,
+    })
+}

@@ -1,0 +1,165 @@
+//! [`Hub`]: what HTTP (and revocation) may do with sockets, independent of the adapter type:
+//! kick the sockets of tokens, list a token's sockets, publish, close everything.
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+
+use super::emit::{self, Target};
+use super::{NAMESPACE, connect, redis_driver, rooms};
+use crate::auth::revoke::SocketKicker;
+use crate::error::{AppError, ErrorCode};
+use crate::presence::SocketInfo;
+use crate::state::AppState;
+
+/// Realtime operations the HTTP side needs. Kicks come through [`SocketKicker`], which
+/// [`crate::auth::revoke::revoke`] drives.
+pub trait Hub: SocketKicker + Send + Sync + 'static {
+    /// Sockets currently using this token, on every node.
+    fn token_sockets(&self, token_hash: String) -> BoxFuture<'static, Vec<SocketInfo>>;
+    /// Emit `event` on `/im` to every socket of the target, on every node; returns how many
+    /// sockets that was.
+    fn publish(
+        &self,
+        target: Target,
+        event: String,
+        data: Value,
+    ) -> BoxFuture<'static, Result<usize, String>>;
+    /// Close every connection (graceful shutdown).
+    fn close(&self) -> BoxFuture<'static, ()>;
+    /// As a [`SocketKicker`], for [`crate::auth::revoke::revoke`].
+    fn as_kicker(&self) -> &dyn SocketKicker;
+}
+
+pub struct SocketHub<A: Adapter> {
+    io: SocketIo<A>,
+    state: AppState,
+    /// With Redis: where revocations are announced so every node drops its cached auth.
+    revocations: Option<redis_driver::CmDriver>,
+}
+
+impl<A: Adapter> SocketHub<A> {
+    pub fn new(
+        io: SocketIo<A>,
+        state: AppState,
+        revocations: Option<redis_driver::CmDriver>,
+    ) -> Self {
+        SocketHub {
+            io,
+            state,
+            revocations,
+        }
+    }
+}
+
+/// The Redis channel that carries revoked token hashes between nodes.
+const REVOCATIONS: &str = "im:revoked";
+
+impl<A: Adapter> SocketKicker for SocketHub<A> {
+    fn announce_revoked(&self, token_hashes: Vec<String>) -> BoxFuture<'static, ()> {
+        let bus = self.revocations.clone();
+        Box::pin(async move {
+            let Some(bus) = bus else { return };
+            use socketioxide_redis::drivers::Driver;
+            let payload = serde_json::to_vec(&token_hashes).unwrap_or_default();
+            if let Err(e) = bus.publish(REVOCATIONS.into(), payload).await {
+                tracing::warn!(error = %e, "could not announce a revocation to other nodes");
+            }
+        })
+    }
+
+    fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize> {
+        let io = self.io.clone();
+        let state = self.state.clone();
+        Box::pin(async move {
+            let Some(ns) = io.of(NAMESPACE) else { return 0 };
+            let rooms: Vec<String> = token_hashes.iter().map(|h| rooms::token(h)).collect();
+            if rooms.is_empty() {
+                return 0;
+            }
+            let metrics = state.metrics();
+            let op = ns.clone().within(rooms.clone());
+            let sockets = match op.clone().fetch_sockets().await {
+                Ok(s) => s.len(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list sockets to kick; kicking blind");
+                    0
+                }
+            };
+            let _ = emit::emit(op, "error", &AppError::new(code).to_event(), metrics).await;
+            if let Err(e) = ns.within(rooms).disconnect().await {
+                tracing::warn!(error = %e, code = %code, "kick: could not disconnect sockets");
+            }
+            metrics.kick(code.as_str(), sockets as u64);
+            sockets
+        })
+    }
+}
+
+impl<A: Adapter> Hub for SocketHub<A> {
+    fn token_sockets(&self, token_hash: String) -> BoxFuture<'static, Vec<SocketInfo>> {
+        let presence = self.state.presence().clone();
+        let io = self.io.clone();
+        Box::pin(async move {
+            let mut list = presence.token_sockets(&token_hash).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "presence: cannot list a token's sockets");
+                vec![]
+            });
+            // Sockets of this node answer with their live transport (a polling socket may have
+            // upgraded since it was recorded; other nodes refresh theirs on each tick).
+            if let Some(ns) = io.of(NAMESPACE) {
+                for info in &mut list {
+                    if let Some(s) = info.id.parse().ok().and_then(|sid| ns.get_socket(sid)) {
+                        info.transport = connect::transport_of(&s).as_str().to_string();
+                    }
+                }
+            }
+            list
+        })
+    }
+
+    fn publish(
+        &self,
+        target: Target,
+        event: String,
+        data: Value,
+    ) -> BoxFuture<'static, Result<usize, String>> {
+        let io = self.io.clone();
+        let state = self.state.clone();
+        Box::pin(async move {
+            let ns = io.of(NAMESPACE).ok_or("namespace /im is not registered")?;
+            emit::emit_counted(target.on(ns), &event, &data, state.metrics()).await
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let io = self.io.clone();
+        Box::pin(async move { io.close().await })
+    }
+
+    fn as_kicker(&self) -> &dyn SocketKicker {
+        self
+    }
+}
+
+/// Drop cached auth of tokens another node revoked. The subscription is resumed by the driver
+/// after a Redis restart.
+pub async fn listen_for_revocations(
+    bus: &redis_driver::CmDriver,
+    state: &AppState,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use socketioxide_redis::drivers::Driver;
+    let mut stream = bus.subscribe(REVOCATIONS.into(), 1024).await?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some((_, payload)) = stream.next().await {
+            match serde_json::from_slice::<Vec<String>>(&payload) {
+                Ok(hashes) => state.auth().cache().invalidate(&hashes),
+                Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
+            }
+        }
+    });
+    Ok(())
+}
