@@ -7,7 +7,7 @@
 pub mod connect;
 pub mod events;
 pub mod expiry;
-pub mod redis_driver;
+pub use im_redis_driver as redis_driver;
 pub mod rooms;
 
 use std::sync::Arc;
