@@ -15,7 +15,8 @@
 #   services   Redis 127.0.0.1:16379, MariaDB :13306, PostgreSQL :15432 (scripts/services.sh;
 #              installs missing Debian packages); the ones this run started are stopped on exit,
 #              ones found running are reused (Redis flushed) and left running
-#   build      cargo build --workspace --bins                               (fails fast)
+#   build      vendor/check.sh (vendor/engineioxide = crates.io release + its patch), then
+#              cargo build --workspace --bins                               (fails fast)
 #   doctests   cargo test --workspace --doc --exclude engineioxide  (nextest does not run doctests;
 #              the vendored crate's examples need upstream's dev-dependencies)
 #   cargo      cargo nextest run --workspace --no-fail-fast (cargo test if no nextest)
@@ -227,6 +228,7 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 stage_build() {
+    bash vendor/check.sh
     cargo build --workspace --bins
 }
 
@@ -251,7 +253,7 @@ stage_doctests() {
 }
 
 if stage_selected cargo || stage_selected doctests || stage_selected js; then
-    run_stage build "cargo build --workspace --bins" stage_build
+    run_stage build "vendor/check.sh; cargo build --workspace --bins" stage_build
     if [[ ${STAGE_RESULTS[-1]} == FAIL ]]; then
         echo "build failed: not running the tests"
         finish
