@@ -34,8 +34,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
-QUICK=0 BUILD=1 KEEP=0 OUT= ONLY= REPORT_FROM=
+QUICK=0 BUILD=1 KEEP=0 OUT='' ONLY='' REPORT_FROM=''
 while (($#)); do
     case $1 in
         --quick) QUICK=1 ;;
@@ -46,17 +48,13 @@ while (($#)); do
         --only) ONLY=$2; shift ;;
         --only=*) ONLY=${1#--only=} ;;
         --report-from) REPORT_FROM=$2; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) lib_usage "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
-if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
-    export PATH=$HOME/.cargo/bin:$PATH
-fi
-
-log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+log() { lib_log "compare $(date +%H:%M:%S)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
 selected() { [[ -z $ONLY || ,$ONLY, == *,$1,* ]]; }
@@ -112,53 +110,14 @@ fi
 [[ $OUT == /* ]] || OUT=$PWD/$OUT
 
 # ------------------------------------------------------------------------------------------------
-# process bookkeeping: every process we start is tracked with its start time; on exit each one
-# still running is stopped (TERM, then KILL). PIDs wrap fast here (pid_max 32768, busy builds):
-# a pid is only signalled while /proc still shows the start time recorded when we spawned it,
-# so a pid reused by somebody else's process is never touched.
-
-declare -A START=()
-starttime() { # field 22 of /proc/PID/stat (after the parenthesised command name)
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    s=${s##*) }
-    awk '{print $20}' <<<"$s"
-}
-track() { START[$1]=$(starttime "$1" || echo gone); }
-untrack() { unset "START[$1]"; }
-
-alive() {
-    local pid=${1:-} st
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
-    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 1
-    if [[ -n ${START[$pid]:-} ]]; then
-        st=$(starttime "$pid") || return 1
-        [[ $st == "${START[$pid]}" ]] || return 1
-    fi
-}
-
-# stop_pid PID [SECS]: SIGTERM, wait up to SECS (10), then SIGKILL; then forget it.
-stop_pid() {
-    local pid=$1 secs=${2:-10} i
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < secs * 10; i++)); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            log "pid $pid did not stop in ${secs}s: SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    untrack "$pid"
-}
+# process bookkeeping: every process we start is lib_track'ed (scripts/lib.sh: a pid is only
+# signalled while it is still the process we started); on exit each one still running is
+# stopped (TERM, then KILL).
 
 cleanup() {
-    local rc=$? p
+    local rc=$?
     trap - EXIT INT TERM
-    for p in "${!START[@]}"; do stop_pid "$p" 5; done
+    lib_stop_tracked 5
     if ((KEEP)); then
         log "work directory kept: $WORK"
     elif [[ -z ${BENCH_WORK:-} ]]; then
@@ -176,24 +135,13 @@ free_port() {
     local p i
     for ((i = 0; i < 200; i++)); do
         p=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+        if ! lib_port_open "$p" &&
             ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return 0
         fi
     done
     die "no free port found"
-}
-
-# wait_line FILE REGEX PID SECS: wait until FILE has a line matching REGEX (PID must stay alive).
-wait_line() {
-    local file=$1 re=$2 pid=$3 secs=$4 i
-    for ((i = 0; i < secs * 10; i++)); do
-        grep -Eq "$re" "$file" 2>/dev/null && return 0
-        alive "$pid" || return 1
-        sleep 0.1
-    done
-    return 1
 }
 
 # Every server start logs to its own files: $WORK/logs/<seq>-<name>.out/.err -> LOG
@@ -205,14 +153,13 @@ next_log() {
 }
 
 # Minimal, equal environment for both servers (nothing inherited from the caller's IM_SERVER__*).
-base_env() { printf '%s\n' "PATH=$PATH" "HOME=$HOME" "LANG=C.UTF-8"; }
+BASE_ENV=("PATH=$PATH" "HOME=$HOME" "LANG=C.UTF-8")
 
 # start_im NAME PORT DB [EXTRA_ENV...] -> sets SERVER_PID
 start_im() {
     local name=$1 port=$2 db=$3
     shift 3
-    local envs
-    mapfile -t envs < <(base_env)
+    local envs=("${BASE_ENV[@]}")
     envs+=(HOST=127.0.0.1 "PORT=$port" "DATABASE_URL=sqlite://$db?mode=rwc" "JWT_SECRET=$JWT_SECRET"
         "IM_SERVER__API_KEY=$API_KEY" "RUST_LOG=warn,im_server::shutdown=info"
         "IM_SOCKETIO__PING_INTERVAL_MS=$PING_INTERVAL_MS"
@@ -220,8 +167,8 @@ start_im() {
     next_log "$name"
     (cd "$WORK" && exec env -i "${envs[@]}" "$IM_BIN" serve) >"$LOG.out" 2>"$LOG.err" &
     SERVER_PID=$!
-    track "$SERVER_PID"
-    if ! wait_line "$LOG.out" 'listening on' "$SERVER_PID" 60; then
+    lib_track "$SERVER_PID"
+    if ! lib_wait_line "$LOG.out" 'listening on' "$SERVER_PID" 60; then
         tail -n 20 "$LOG.err" >&2 || true
         die "$name did not start (logs in $LOG.err)"
     fi
@@ -229,16 +176,15 @@ start_im() {
 
 # start_node PORT DB [EXTRA_ENV...] -> sets SERVER_PID
 start_node() {
-    local port=$1 db=$2 envs
+    local port=$1 db=$2 envs=("${BASE_ENV[@]}")
     shift 2
-    mapfile -t envs < <(base_env)
     envs+=(HOST=127.0.0.1 "PORT=$port" "DATABASE=$db" "JWT_SECRET=$JWT_SECRET" "API_KEY=$API_KEY"
         TOKEN_TTL_SECS=86400 "SEED_USERS=$USERS" NODE_ENV=production "$@")
     next_log node
     (cd "$WORK" && exec env -i "${envs[@]}" node "$NODE_DIR/server.js") >"$LOG.out" 2>"$LOG.err" &
     SERVER_PID=$!
-    track "$SERVER_PID"
-    if ! wait_line "$LOG.out" 'listening on' "$SERVER_PID" 60; then
+    lib_track "$SERVER_PID"
+    if ! lib_wait_line "$LOG.out" 'listening on' "$SERVER_PID" 60; then
         tail -n 20 "$LOG.err" >&2 || true
         die "node baseline did not start (logs in $LOG.err)"
     fi
@@ -246,7 +192,7 @@ start_node() {
 
 # The two servers under test; start_server KIND -> SERVER_PID, SERVER_URL
 IM_DB=$WORK/im.db NODE_DB=$WORK/node.db
-IM_PORT= NODE_PORT=
+IM_PORT='' NODE_PORT=''
 # SERVER_ENV: extra environment for both kinds (set per scenario).
 SERVER_ENV=()
 start_server() {
@@ -270,22 +216,22 @@ run_loadgen() {
     load=$(cut -d' ' -f1 /proc/loadavg)
     timeout -k 10 "$T_RUN" "$LOADGEN" "$@" >"$out" 2>"$err" &
     local lg=$!
-    track "$lg"
+    lib_track "$lg"
     # Server CPU is counted from the end of the logins (argon2, the same cost on both sides and
     # not what the scenario measures) to the end of the run.
-    wait_line "$err" 'logged in [0-9]+ users' "$lg" "$T_RUN" || true
+    lib_wait_line "$err" 'logged in [0-9]+ users' "$lg" "$T_RUN" || true
     c0=$(cpu_ticks "$pid")
     t0=$(date +%s.%N)
     wait "$lg" || rc=$?
-    untrack "$lg"
+    lib_untrack "$lg"
     t1=$(date +%s.%N)
     c1=$(cpu_ticks "$pid")
     local died=
     LAST_DIED=
-    if ! alive "$pid"; then
+    if ! lib_pid_alive "$pid"; then
         local src=0
         wait "$pid" 2>/dev/null || src=$?
-        untrack "$pid"
+        lib_untrack "$pid"
         died="server pid $pid exited during the run (status $src)"
         if ((src > 128)); then died+=" = signal $((src - 128))"; fi
         log "  $died"
@@ -347,20 +293,13 @@ fi
 [[ -x $IM_BIN && -x $LOADGEN ]] || die "missing $IM_BIN or $LOADGEN (build first, or drop --no-build)"
 
 command -v node >/dev/null 2>&1 || die "node is required (the baseline and the report use it)"
-stamp=$NODE_DIR/node_modules/.package-lock.json
-if [[ ! -f $stamp || $NODE_DIR/package.json -nt $stamp || $NODE_DIR/package-lock.json -nt $stamp ]]; then
-    log "npm ci in bench/node-baseline"
-    (cd "$NODE_DIR" && timeout 600 npm ci --no-audit --no-fund)
-else
-    log "bench/node-baseline/node_modules up to date"
-fi
+lib_npm_deps "$NODE_DIR" >&2
 
 REDIS_BIN=${IM_TEST_REDIS_SERVER_BIN:-$(command -v redis-server || true)}
 if selected cluster && [[ -z $REDIS_BIN ]]; then
-    log "redis-server missing: installing it (scripts/services.sh)"
-    # shellcheck source=scripts/services.sh
-    (source "$ROOT/scripts/services.sh" && services_install_extra redis-server)
-    REDIS_BIN=$(PATH=$PATH:/usr/sbin:/sbin command -v redis-server) || die "redis-server not available"
+    log "redis-server missing: installing it"
+    lib_apt_install redis-server || die "installing redis-server failed"
+    REDIS_BIN=$(command -v redis-server) || die "redis-server not available"
 fi
 
 # ------------------------------------------------------------------------------------------------
@@ -371,26 +310,26 @@ NODE_PORT=$(free_port)
 while [[ $NODE_PORT == "$IM_PORT" ]]; do NODE_PORT=$(free_port); done
 rm -f "$IM_DB"* "$NODE_DB"*
 log "seeding $USERS users into both databases"
-(cd "$WORK" && timeout 300 env -i $(base_env) "DATABASE_URL=sqlite://$IM_DB?mode=rwc" "JWT_SECRET=$JWT_SECRET" \
+(cd "$WORK" && timeout 300 env -i "${BASE_ENV[@]}" "DATABASE_URL=sqlite://$IM_DB?mode=rwc" "JWT_SECRET=$JWT_SECRET" \
     RUST_LOG=warn "$IM_BIN" user seed --count "$USERS") >"$WORK/seed.out" 2>&1 ||
     { cat "$WORK/seed.out" >&2; die "im-server user seed failed"; }
 # node seeds on its first start (SEED_USERS); do it now so no scenario pays for it.
 start_node "$NODE_PORT" "$NODE_DB"
-stop_pid "$SERVER_PID"
+lib_stop_pid "$SERVER_PID"
 
 LG_COMMON=(--api-key "$API_KEY")
 
 # scenario LABEL -- LOADGEN_ARGS: for im, then node, a fresh server process, one loadgen run.
 # A run whose server process died is repeated once (its JSON line says so; see the server log).
 scenario() {
-    local label=$1 kind try
+    local label=$1 kind _try
     shift 2
     for kind in im node; do
-        for try in 1 2; do
+        for _try in 1 2; do
             start_server "$kind"
             run_loadgen "$kind" "$label" "$SERVER_PID" -- --url "$SERVER_URL" --server-pid "$SERVER_PID" \
                 "${LG_COMMON[@]}" "$@"
-            stop_pid "$SERVER_PID" 20
+            lib_stop_pid "$SERVER_PID" 20
             [[ -z $LAST_DIED ]] && break
             log "  repeating $kind $label once"
             drop_last_result
@@ -469,7 +408,7 @@ if selected saturation; then
                 "${LG_COMMON[@]}" chat --pairs "$SAT_PAIRS" --rate "$rate" --secs "$SAT_SECS" --drain-secs 5 \
                 --ack-timeout-ms 5000
         fi
-        stop_pid "$SERVER_PID" 20
+        lib_stop_pid "$SERVER_PID" 20
     done
 fi
 
@@ -484,10 +423,10 @@ if selected storm; then
         timeout -k 10 "$T_RUN" "$LOADGEN" --url "$SERVER_URL" "${LG_COMMON[@]}" storm --n "$STORM_N" \
             --concurrency 200 --wait-restart-secs 60 --reconnect-timeout-secs 120 >"$out" 2>"$err" &
         lg=$!
-        track "$lg"
-        if wait_line "$err" 'RESTART THE SERVER NOW' "$lg" "$T_RUN"; then
+        lib_track "$lg"
+        if lib_wait_line "$err" 'RESTART THE SERVER NOW' "$lg" "$T_RUN"; then
             # a real restart: SIGTERM, the process exits, a new one starts on the same port and database
-            stop_pid "$pid" 20
+            lib_stop_pid "$pid" 20
             restart_t0=$(date +%s.%N)
             start_server "$kind"
             restart_s=$(awk -v a="$restart_t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
@@ -496,7 +435,7 @@ if selected storm; then
             log "  loadgen never asked for the restart (see $err)"
         fi
         wait "$lg" || true
-        untrack "$lg"
+        lib_untrack "$lg"
         t1=$(date +%s.%N)
         [[ -s $out ]] || printf '{"scenario":"storm","error":"loadgen gave no JSON line (see %s)"}\n' "$err" >"$out"
         node -e '
@@ -509,7 +448,7 @@ if selected storm; then
               restart_s: restart === "" ? null : +restart, result }) + "\n");
         ' "$out" "$kind" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" "$load" "${restart_s:-}" "$RESULTS"
         log "  $kind storm: $(summary_of "$out")"
-        stop_pid "$SERVER_PID" 20
+        lib_stop_pid "$SERVER_PID" 20
         unset restart_s
     done
 fi
@@ -520,10 +459,10 @@ if selected cluster; then
     "$REDIS_BIN" --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
         --dir "$WORK" >"$WORK/redis.log" 2>&1 &
     RPID=$!
-    track "$RPID"
-    wait_line "$WORK/redis.log" 'Ready to accept connections' "$RPID" 30 || die "redis-server did not start"
+    lib_track "$RPID"
+    lib_wait_line "$WORK/redis.log" 'Ready to accept connections' "$RPID" 30 || die "redis-server did not start"
     CDB=$WORK/cluster.db
-    (cd "$WORK" && timeout 300 env -i $(base_env) "DATABASE_URL=sqlite://$CDB?mode=rwc" "JWT_SECRET=$JWT_SECRET" \
+    (cd "$WORK" && timeout 300 env -i "${BASE_ENV[@]}" "DATABASE_URL=sqlite://$CDB?mode=rwc" "JWT_SECRET=$JWT_SECRET" \
         RUST_LOG=warn "$IM_BIN" user seed --count "$USERS") >>"$WORK/seed.out" 2>&1 || die "seeding the cluster db failed"
     cluster_up() {
         PA=$(free_port)
@@ -535,7 +474,7 @@ if selected cluster; then
         NB=$SERVER_PID
         CURL="http://127.0.0.1:$PA,http://127.0.0.1:$PB"
     }
-    cluster_down() { stop_pid "$NA" 20; stop_pid "$NB" 20; }
+    cluster_down() { lib_stop_pid "$NA" 20; lib_stop_pid "$NB" 20; }
     cluster_up
     run_loadgen cluster fanout "$NA" -- --url "$CURL" --server-pid "$NA" "${LG_COMMON[@]}" \
         fanout --n "$FAN_N" --events "$FAN_EVENTS" --target user_type --rate 0 --publish-concurrency 4 --drain-secs 60
@@ -544,7 +483,7 @@ if selected cluster; then
     run_loadgen cluster chat "$NA" -- --url "$CURL" --server-pid "$NA" "${LG_COMMON[@]}" \
         chat --pairs "$CHAT_PAIRS" --rate "$CHAT_RATE" --secs "$CHAT_SECS" --drain-secs 15
     cluster_down
-    stop_pid "$RPID" 10
+    lib_stop_pid "$RPID" 10
 fi
 
 echo $((SECONDS - T_START)) >"$WORK/run_seconds"
@@ -555,7 +494,7 @@ log "all runs done in ${TOTAL_S}s; writing $OUT"
 # ------------------------------------------------------------------------------------------------
 # the report
 
-REDIS_BIN=${REDIS_BIN:-${IM_TEST_REDIS_SERVER_BIN:-$(PATH=$PATH:/usr/sbin:/sbin command -v redis-server || true)}}
+REDIS_BIN=${REDIS_BIN:-${IM_TEST_REDIS_SERVER_BIN:-$(command -v redis-server || true)}}
 redis_version=$( { [[ -n $REDIS_BIN ]] && "$REDIS_BIN" --version 2>/dev/null | grep -o 'v=[0-9.]*' | cut -c3-; } || echo -)
 # A crate's version from Cargo.lock; one without a registry source is the patched copy in vendor/.
 crate_version() {
@@ -568,8 +507,8 @@ journal_mode() { # the journal mode stored in a SQLite file (WAL persists; DELET
              console.log(db.pragma("journal_mode", { simple: true })); db.close();' \
         "$NODE_DIR/node_modules/better-sqlite3" "$1" 2>/dev/null || echo '?'
 }
-export BENCH_JOURNAL="im-server's database: $(journal_mode "$IM_DB"), Node's: $(journal_mode "$NODE_DB")"
-export BENCH_MACHINE_CPU BENCH_MACHINE_NPROC BENCH_MACHINE_MEM BENCH_MACHINE_KERNEL BENCH_VERSIONS BENCH_CMD BENCH_PARAMS
+BENCH_JOURNAL="im-server's database: $(journal_mode "$IM_DB"), Node's: $(journal_mode "$NODE_DB")"
+export BENCH_JOURNAL BENCH_MACHINE_CPU BENCH_MACHINE_NPROC BENCH_MACHINE_MEM BENCH_MACHINE_KERNEL BENCH_VERSIONS BENCH_CMD BENCH_PARAMS
 BENCH_MACHINE_CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 BENCH_MACHINE_NPROC=$(nproc)
 BENCH_MACHINE_MEM=$(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available"}')

@@ -65,11 +65,8 @@ cleanup() {
     NGINX_PID=$(cat "$TMP/nginx.bgpid" 2>/dev/null)
     PG_DB=$(cat "$TMP/pg_db" 2>/dev/null)
     PG_ADMIN_URL=$(cat "$TMP/pg_admin_url" 2>/dev/null)
-    if [[ -n $NGINX_PID ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill -QUIT "$NGINX_PID" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$NGINX_PID" 2>/dev/null
-    fi
+    # nginx's graceful stop is QUIT; lib_stop_pid sends SIGKILL after 5 s
+    if [[ -n $NGINX_PID ]]; then lib_stop_pid "$NGINX_PID" 5 QUIT; fi
     if [[ -n $PG_DB ]]; then
         PGCONNECT_TIMEOUT=5 timeout 30 "${PSQL:-psql}" -X -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
     fi
@@ -197,12 +194,12 @@ context_builds() {
     host=$(rustc -vV | sed -n 's/^host: //p')
     (cd "$CTX" && cargo metadata --locked --format-version 1 --filter-platform "$host" >/dev/null) || return 1
     # every file the crate compiles in (include_bytes!/include_str!) is in the context
-    local f inc missing=0
+    local f inc absent=0
     while IFS=: read -r f inc; do
         inc=$(sed -E 's/.*include_(bytes|str)!\("([^"]+)"\).*/\2/' <<<"$inc")
-        if [[ ! -f $CTX/$(dirname "$f")/$inc ]]; then echo "missing in context: $(dirname "$f")/$inc (from $f)"; missing=1; fi
+        if [[ ! -f $CTX/$(dirname "$f")/$inc ]]; then echo "missing in context: $(dirname "$f")/$inc (from $f)"; absent=1; fi
     done < <(cd "$CTX" && grep -rEo 'include_(bytes|str)!\("[^"]+"\)' --include='*.rs' . | sed 's|^\./||')
-    ((missing == 0)) || return 1
+    ((absent == 0)) || return 1
     [[ -f $CTX/Cargo.lock && -f $CTX/src/main.rs ]]
 }
 context_clean() {
@@ -329,7 +326,7 @@ section "deploy/pm2/ecosystem.config.js (static)"
 
 ECO=$ROOT/deploy/pm2/ecosystem.config.js
 eco_ok() { # ENV_FILE
-    IM_ENV_FILE=$1 IM_WORKDIR=$TMP/eco-work IM_LOG_DIR=$TMP/eco-logs IM_PORTS= node -e '
+    IM_ENV_FILE=$1 IM_WORKDIR=$TMP/eco-work IM_LOG_DIR=$TMP/eco-logs IM_PORTS='' node -e '
 const assert = require("assert");
 const fs = require("fs");
 const eco = require(process.argv[1]);
@@ -374,12 +371,12 @@ recipe() {
     PSQL=$(command -v psql || { _svc_pg_bins && echo "$PG_PSQL_BIN"; })
 
     # ports: the ones the repo's files name, unless taken on this machine
-    port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+    port_free() { ! lib_port_open "$1"; }
     local p1=3001 p2=3002 np=18080
-    if ! port_free $p1 || ! port_free $p2; then
-        for p1 in $(seq 23001 2 23099); do p2=$((p1 + 1)); port_free $p1 && port_free $p2 && break; done
+    if ! port_free "$p1" || ! port_free "$p2"; then
+        for p1 in $(seq 23001 2 23099); do p2=$((p1 + 1)); port_free "$p1" && port_free "$p2" && break; done
     fi
-    while ! port_free $np; do np=$((np + 1)); done
+    while ! port_free "$np"; do np=$((np + 1)); done
     echo "  nodes on 127.0.0.1:$p1 and :$p2, nginx on 127.0.0.1:$np"
 
     # a fresh database for this run
@@ -428,8 +425,8 @@ recipe() {
         tail -n 30 "$TMP/logs/im-server-$1.err.log" 2>/dev/null
         return 1
     }
-    wait_health $p1 "$node_a"
-    wait_health $p2 "$node_b"
+    wait_health "$p1" "$node_a"
+    wait_health "$p2" "$node_b"
     echo "  PM2 started $node_a and $node_b"
 
     # nginx: the repo's conf with only its marked lines pointed at this run's ports
@@ -470,9 +467,7 @@ console.log("  pm2: " + apps.map((p) => `${p.name} pid ${p.pid} ${p.pm2_env.stat
 
     # the client check, through nginx
     local deps=$ROOT/deploy/check
-    if [[ ! -f $deps/node_modules/.package-lock.json || $deps/package-lock.json -nt $deps/node_modules/.package-lock.json ]]; then
-        (cd "$deps" && npm ci --no-audit --no-fund)
-    fi
+    lib_npm_deps "$deps"
     local before_pids
     before_pids=$(pm2 jlist | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).map(p=>p.pid).sort().join(",")))')
     (

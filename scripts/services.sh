@@ -24,6 +24,11 @@
 #
 # Missing packages are installed with apt-get (one `apt-get update` at most, only if something
 # is missing). services_install_extra nginx chromium pm2 installs the extras later stages need.
+# services_down_started stops only what this shell's services_up started (test.sh's exit trap):
+# services found already running are shared with whoever started them and are left alone.
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # settings
@@ -34,31 +39,7 @@ _SVC_MYSQL_PORT=13306
 _SVC_PG_PORT=15432
 _SVC_WAIT_SECS=${IM_TEST_SERVICES_WAIT_SECS:-30}
 _SVC_ALL="redis,mysql,postgres"
-_SVC_APT_UPDATED=${_SVC_APT_UPDATED:-0}
-
-# Daemons and admin tools (mariadbd, runuser, useradd) live in sbin, which a non-login PATH may lack.
-case ":$PATH:" in
-    *:/usr/sbin:*) ;;
-    *) PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin ;;
-esac
-
-_svc_log() { printf '[services] %s\n' "$*" >&2; }
-_svc_die() {
-    printf '[services] ERROR: %s\n' "$*" >&2
-    return 1
-}
-
-# Show the last lines of a log file (for failure messages).
-_svc_tail() {
-    local f=$1
-    if [[ -f $f ]]; then
-        printf '[services] ---- last lines of %s ----\n' "$f" >&2
-        tail -n 30 "$f" >&2 || true
-        printf '[services] ---- end of %s ----\n' "$f" >&2
-    else
-        printf '[services] (no log file %s)\n' "$f" >&2
-    fi
-}
+_SVC_STARTED=()   # the services this shell started (not the reused ones)
 
 # Which services are wanted, as a space-separated list.
 _svc_wanted() {
@@ -72,44 +53,17 @@ _svc_is_wanted() {
     return 1
 }
 
-# True if something accepts TCP connections on 127.0.0.1:$1.
-_svc_port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Alive = exists and is not a zombie (daemons get reparented to PID 1, which may reap late).
-_svc_pid_alive() {
-    local pid=$1 stat
-    [[ -n $pid && $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
-
 # The pid recorded in a pid file, printed only if that process is alive AND is the expected
 # program (a stale pid file from an earlier boot may name an unrelated process now).
 _svc_pid_from() {
     local file=$1 pattern=$2 pid
     pid=$(head -n 1 "$file" 2>/dev/null || true)
-    _svc_pid_alive "$pid" || return 0
+    lib_pid_alive "$pid" || return 0
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq "$pattern" || return 0
     printf '%s\n' "$pid"
 }
 _svc_redis_pid() { _svc_pid_from "$(_svc_redis_dir)/redis.pid" 'redis-server'; }
 _svc_mysql_pid() { _svc_pid_from "$(_svc_mysql_dir)/mysqld.pid" 'mariadbd|mysqld'; }
-
-# Wait (bounded) for a pid to exit; SIGKILL it at the end.
-_svc_wait_pid_gone() {
-    local pid=$1 name=$2 i
-    for ((i = 0; i < _SVC_WAIT_SECS * 10; i++)); do
-        _svc_pid_alive "$pid" || return 0
-        sleep 0.1
-    done
-    _svc_log "$name (pid $pid) did not stop in ${_SVC_WAIT_SECS}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-    ! _svc_pid_alive "$pid"
-}
 
 # Run a command as the given OS user (directly if we are not root).
 _svc_as_user() {
@@ -122,93 +76,21 @@ _svc_as_user() {
     fi
 }
 
-# First executable found: on PATH, then in the extra directories given after --.
-_svc_find_bin() {
-    local names=() dirs=() seen_sep=0 a n d
-    for a in "$@"; do
-        if [[ $a == -- ]]; then seen_sep=1; continue; fi
-        if ((seen_sep)); then dirs+=("$a"); else names+=("$a"); fi
-    done
-    for n in "${names[@]}"; do
-        if command -v "$n" >/dev/null 2>&1; then command -v "$n"; return 0; fi
-    done
-    for d in "${dirs[@]}"; do
-        for n in "${names[@]}"; do
-            if [[ -x $d/$n ]]; then printf '%s\n' "$d/$n"; return 0; fi
-        done
-    done
-    return 1
-}
-
-# ---------------------------------------------------------------------------------------------
-# package installation
-
-_svc_pkg_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
-}
-
-# apt-get install the given Debian packages that are not installed yet.
-# `apt-get update` runs at most once per shell, and only if something must be installed.
-# Package maintainer scripts must not start the Debian-packaged daemons (there is no systemd,
-# and the sysvinit fallback would start them on the default ports): a policy-rc.d that denies
-# every start is put in place for the duration of the install if there is none.
-_svc_apt_install() {
-    local missing=() p
-    for p in "$@"; do _svc_pkg_installed "$p" || missing+=("$p"); done
-    ((${#missing[@]})) || return 0
-    if [[ $(id -u) -ne 0 ]]; then
-        _svc_die "need Debian packages ${missing[*]} but not root: install them (apt-get install ${missing[*]})"
-        return 1
-    fi
-    local t0=$SECONDS policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\n# temporary, from im-server scripts/services.sh: do not start services\nexit 101\n' >"$policy"
-        chmod +x "$policy"
-        made_policy=1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    # apt/dpkg chatter goes to a log file; its tail is shown on failure.
-    mkdir -p "$IM_TEST_STATE_DIR"
-    local log=$IM_TEST_STATE_DIR/apt.log
-    # One `apt-get update` per run: the marker file also covers subshells and later invocations
-    # (any within the last hour).
-    local marker=$IM_TEST_STATE_DIR/apt-updated
-    if [[ -n $(find "$marker" -mmin -60 2>/dev/null) ]]; then _SVC_APT_UPDATED=1; fi
-    if [[ $_SVC_APT_UPDATED != 1 ]]; then
-        _svc_log "apt-get update (needed for: ${missing[*]})"
-        if apt-get update -q -o DPkg::Lock::Timeout=300 </dev/null >>"$log" 2>&1; then touch "$marker"; else rc=1; fi
-        _SVC_APT_UPDATED=1
-    fi
-    if ((rc == 0)); then
-        _svc_log "apt-get install ${missing[*]}"
-        apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
-            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-            "${missing[@]}" </dev/null >>"$log" 2>&1 || rc=1
-    fi
-    if ((made_policy)); then rm -f "$policy"; fi
-    if ((rc != 0)); then
-        _svc_die "apt-get update/install ${missing[*]} failed"
-        _svc_tail "$log"
-        return 1
-    fi
-    _svc_log "installed ${missing[*]} in $((SECONDS - t0))s"
-}
-
 # ---------------------------------------------------------------------------------------------
 # binaries (after installing what is missing)
 
 _SVC_SBIN_DIRS=(/usr/sbin /usr/bin /usr/local/sbin /usr/local/bin /sbin)
 
 _svc_redis_bins() {
-    REDIS_SERVER_BIN=$(_svc_find_bin redis-server -- "${_SVC_SBIN_DIRS[@]}") || return 1
-    REDIS_CLI_BIN=$(_svc_find_bin redis-cli -- "${_SVC_SBIN_DIRS[@]}") || return 1
+    REDIS_SERVER_BIN=$(lib_find_bin redis-server -- "${_SVC_SBIN_DIRS[@]}") || return 1
+    REDIS_CLI_BIN=$(lib_find_bin redis-cli -- "${_SVC_SBIN_DIRS[@]}") || return 1
 }
 
 _svc_mysql_bins() {
-    MYSQLD_BIN=$(_svc_find_bin mariadbd mysqld -- "${_SVC_SBIN_DIRS[@]}") || return 1
-    MYSQL_INSTALL_DB_BIN=$(_svc_find_bin mariadb-install-db mysql_install_db -- "${_SVC_SBIN_DIRS[@]}") || return 1
-    MYSQL_CLI_BIN=$(_svc_find_bin mariadb mysql -- "${_SVC_SBIN_DIRS[@]}") || return 1
-    MYSQLADMIN_BIN=$(_svc_find_bin mariadb-admin mysqladmin -- "${_SVC_SBIN_DIRS[@]}") || return 1
+    MYSQLD_BIN=$(lib_find_bin mariadbd mysqld -- "${_SVC_SBIN_DIRS[@]}") || return 1
+    MYSQL_INSTALL_DB_BIN=$(lib_find_bin mariadb-install-db mysql_install_db -- "${_SVC_SBIN_DIRS[@]}") || return 1
+    MYSQL_CLI_BIN=$(lib_find_bin mariadb mysql -- "${_SVC_SBIN_DIRS[@]}") || return 1
+    MYSQLADMIN_BIN=$(lib_find_bin mariadb-admin mysqladmin -- "${_SVC_SBIN_DIRS[@]}") || return 1
 }
 
 # initdb on PATH, else the newest /usr/lib/postgresql/*/bin; pg_ctl, postgres and psql are taken
@@ -218,36 +100,36 @@ _svc_pg_bins() {
     if command -v initdb >/dev/null 2>&1; then
         initdb=$(command -v initdb)
     else
-        for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
             if [[ -x $d/initdb ]]; then initdb=$d/initdb; break; fi
         done
     fi
     [[ -n $initdb ]] || return 1
     PG_BIN_DIR=$(dirname "$(readlink -f "$initdb")")
     PG_INITDB_BIN=$initdb
-    PG_CTL_BIN=$(_svc_find_bin pg_ctl -- "$PG_BIN_DIR") || return 1
+    PG_CTL_BIN=$(lib_find_bin pg_ctl -- "$PG_BIN_DIR") || return 1
     [[ -x $PG_BIN_DIR/pg_ctl ]] && PG_CTL_BIN=$PG_BIN_DIR/pg_ctl
-    PG_PSQL_BIN=$(_svc_find_bin psql -- "$PG_BIN_DIR") || return 1
+    PG_PSQL_BIN=$(lib_find_bin psql -- "$PG_BIN_DIR") || return 1
     [[ -x $PG_BIN_DIR/psql ]] && PG_PSQL_BIN=$PG_BIN_DIR/psql
     return 0
 }
 
 _svc_install_redis() {
     _svc_redis_bins 2>/dev/null && return 0
-    _svc_apt_install redis-server redis-tools || return 1
-    _svc_redis_bins || _svc_die "redis-server/redis-cli not found after installing redis-server"
+    lib_apt_install redis-server redis-tools || return 1
+    _svc_redis_bins || lib_err services "redis-server/redis-cli not found after installing redis-server"
 }
 
 _svc_install_mysql() {
     _svc_mysql_bins 2>/dev/null && return 0
-    _svc_apt_install mariadb-server mariadb-client || return 1
-    _svc_mysql_bins || _svc_die "mariadbd/mariadb-install-db/mariadb not found after installing mariadb-server"
+    lib_apt_install mariadb-server mariadb-client || return 1
+    _svc_mysql_bins || lib_err services "mariadbd/mariadb-install-db/mariadb not found after installing mariadb-server"
 }
 
 _svc_install_postgres() {
     _svc_pg_bins 2>/dev/null && return 0
-    _svc_apt_install postgresql || return 1
-    _svc_pg_bins || _svc_die "initdb/pg_ctl/psql not found after installing postgresql"
+    lib_apt_install postgresql || return 1
+    _svc_pg_bins || lib_err services "initdb/pg_ctl/psql not found after installing postgresql"
 }
 
 # services_install_extra nginx chromium pm2 ...   (for later test stages; no-op when present)
@@ -256,7 +138,7 @@ services_install_extra() {
     for want in "$@"; do
         case $want in
             nginx)
-                _svc_find_bin nginx -- "${_SVC_SBIN_DIRS[@]}" >/dev/null 2>&1 || pkgs+=(nginx) ;;
+                lib_find_bin nginx -- "${_SVC_SBIN_DIRS[@]}" >/dev/null 2>&1 || pkgs+=(nginx) ;;
             chromium)
                 # chromium-driver for WebDriver-based tools; fonts so screenshots have glyphs.
                 command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
@@ -276,10 +158,10 @@ services_install_extra() {
         command -v npm >/dev/null 2>&1 || pkgs+=(npm)
         command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     fi
-    if ((${#pkgs[@]})); then _svc_apt_install "${pkgs[@]}" || return 1; fi
+    if ((${#pkgs[@]})); then lib_apt_install "${pkgs[@]}" || return 1; fi
     if ((need_pm2)); then
-        _svc_log "npm install -g pm2"
-        npm install -g --no-audit --no-fund pm2 </dev/null >&2 || { _svc_die "npm install -g pm2 failed"; return 1; }
+        lib_log services "npm install -g pm2"
+        npm install -g --no-audit --no-fund pm2 </dev/null >&2 || { lib_err services "npm install -g pm2 failed"; return 1; }
     fi
     return 0
 }
@@ -297,11 +179,11 @@ _svc_redis_down() {
     local dir pid
     dir=$(_svc_redis_dir)
     pid=$(_svc_redis_pid)
-    if _svc_pid_alive "$pid"; then
-        _svc_log "stopping redis (pid $pid)"
+    if lib_pid_alive "$pid"; then
+        lib_log services "stopping redis (pid $pid)"
         "$REDIS_CLI_BIN" -h 127.0.0.1 -p "$_SVC_REDIS_PORT" shutdown nosave >/dev/null 2>&1 \
             || kill -TERM "$pid" 2>/dev/null || true
-        _svc_wait_pid_gone "$pid" redis || return 1
+        lib_wait_gone "$pid" "$_SVC_WAIT_SECS" redis || return 1
     fi
     rm -f "$dir/redis.pid"
 }
@@ -311,26 +193,28 @@ _svc_redis_up() {
     local dir pid i
     dir=$(_svc_redis_dir)
     pid=$(_svc_redis_pid)
-    if _svc_pid_alive "$pid" && [[ ${IM_TEST_SERVICES_FRESH:-0} != 1 ]] && _svc_redis_ping; then
-        _svc_log "redis already running (pid $pid), reusing; flushing all data"
+    if lib_pid_alive "$pid" && [[ ${IM_TEST_SERVICES_FRESH:-0} != 1 ]] && _svc_redis_ping; then
+        lib_log services "redis already running (pid $pid), reusing; flushing all data"
         "$REDIS_CLI_BIN" -h 127.0.0.1 -p "$_SVC_REDIS_PORT" flushall >/dev/null
         return 0
     fi
     _svc_redis_down || return 1
-    if _svc_port_open "$_SVC_REDIS_PORT"; then
-        _svc_die "redis: port 127.0.0.1:$_SVC_REDIS_PORT is taken by a process this script did not start"
+    if lib_port_open "$_SVC_REDIS_PORT"; then
+        lib_err services "redis: port 127.0.0.1:$_SVC_REDIS_PORT is taken by a process this script did not start"
         return 1
     fi
     mkdir -p "$dir"
     : >"$dir/redis.log"
     # daemonize: redis writes its own pidfile; no RDB/AOF persistence; stdio detached.
+    # (redis.log is a path argument and the target of stdout, never read: not a read/write race.)
+    # shellcheck disable=SC2094
     setsid "$REDIS_SERVER_BIN" \
         --bind 127.0.0.1 --port "$_SVC_REDIS_PORT" --protected-mode yes \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir" \
         --save '' --appendonly no --maxclients 4000 \
         </dev/null >>"$dir/redis.log" 2>&1 || {
-        _svc_die "redis: redis-server failed to start"
-        _svc_tail "$dir/redis.log"
+        lib_err services "redis: redis-server failed to start"
+        lib_tail services "$dir/redis.log"
         return 1
     }
     for ((i = 0; i < _SVC_WAIT_SECS * 10; i++)); do
@@ -338,11 +222,12 @@ _svc_redis_up() {
         sleep 0.1
     done
     if ! _svc_redis_ping; then
-        _svc_die "redis: no PONG on 127.0.0.1:$_SVC_REDIS_PORT after ${_SVC_WAIT_SECS}s"
-        _svc_tail "$dir/redis.log"
+        lib_err services "redis: no PONG on 127.0.0.1:$_SVC_REDIS_PORT after ${_SVC_WAIT_SECS}s"
+        lib_tail services "$dir/redis.log"
         return 1
     fi
-    _svc_log "redis up on 127.0.0.1:$_SVC_REDIS_PORT (pid $(cat "$dir/redis.pid" 2>/dev/null))"
+    lib_log services "redis up on 127.0.0.1:$_SVC_REDIS_PORT (pid $(cat "$dir/redis.pid" 2>/dev/null))"
+    _SVC_STARTED+=(redis)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -353,6 +238,7 @@ _svc_mysql_dir() { printf '%s/mysql' "$IM_TEST_STATE_DIR"; }
 # SQL as root over the unix socket (root@localhost authenticates with unix_socket as OS root).
 # mariadb-install-db --auth-root-authentication-method=socket creates root@localhost and
 # <--user>@localhost, both IDENTIFIED VIA unix_socket: connect as the OS user we are.
+# shellcheck disable=SC2120  # extra mariadb arguments are for use by hand; the script pipes SQL in
 _svc_mysql_root() {
     "$MYSQL_CLI_BIN" --no-defaults --protocol=socket --socket="$(_svc_mysql_dir)/mysqld.sock" -u"$(id -un)" "$@"
 }
@@ -371,10 +257,10 @@ _svc_mysql_down() {
     local dir pid
     dir=$(_svc_mysql_dir)
     pid=$(_svc_mysql_pid)
-    if _svc_pid_alive "$pid"; then
-        _svc_log "stopping mariadb (pid $pid)"
+    if lib_pid_alive "$pid"; then
+        lib_log services "stopping mariadb (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
-        _svc_wait_pid_gone "$pid" mariadb || return 1
+        lib_wait_gone "$pid" "$_SVC_WAIT_SECS" mariadb || return 1
     fi
     rm -rf "$dir/data" "$dir/mysqld.pid" "$dir/mysqld.sock" "$dir/tmp"
 }
@@ -384,13 +270,13 @@ _svc_mysql_up() {
     local dir pid i
     dir=$(_svc_mysql_dir)
     pid=$(_svc_mysql_pid)
-    if _svc_pid_alive "$pid" && [[ ${IM_TEST_SERVICES_FRESH:-0} != 1 ]] && _svc_mysql_ping; then
-        _svc_log "mariadb already running (pid $pid), reusing"
+    if lib_pid_alive "$pid" && [[ ${IM_TEST_SERVICES_FRESH:-0} != 1 ]] && _svc_mysql_ping; then
+        lib_log services "mariadb already running (pid $pid), reusing"
         return 0
     fi
     _svc_mysql_down || return 1
-    if _svc_port_open "$_SVC_MYSQL_PORT"; then
-        _svc_die "mariadb: port 127.0.0.1:$_SVC_MYSQL_PORT is taken by a process this script did not start"
+    if lib_port_open "$_SVC_MYSQL_PORT"; then
+        lib_err services "mariadb: port 127.0.0.1:$_SVC_MYSQL_PORT is taken by a process this script did not start"
         return 1
     fi
     mkdir -p "$dir/data" "$dir/tmp"
@@ -399,8 +285,8 @@ _svc_mysql_up() {
     if ! "$MYSQL_INSTALL_DB_BIN" --no-defaults --datadir="$dir/data" --user="$(id -un)" \
         --skip-test-db --auth-root-authentication-method=socket \
         </dev/null >>"$dir/mysqld.log" 2>&1; then
-        _svc_die "mariadb: mariadb-install-db failed"
-        _svc_tail "$dir/mysqld.log"
+        lib_err services "mariadb: mariadb-install-db failed"
+        lib_tail services "$dir/mysqld.log"
         return 1
     fi
     # Throwaway instance: durability off for speed; many connections (every test opens a pool).
@@ -417,12 +303,12 @@ _svc_mysql_up() {
     pid=$!
     for ((i = 0; i < _SVC_WAIT_SECS * 10; i++)); do
         _svc_mysql_socket_ping && break
-        if ! _svc_pid_alive "$pid"; then break; fi
+        if ! lib_pid_alive "$pid"; then break; fi
         sleep 0.1
     done
     if ! _svc_mysql_socket_ping; then
-        _svc_die "mariadb: not accepting connections on $dir/mysqld.sock after ${_SVC_WAIT_SECS}s (or it exited)"
-        _svc_tail "$dir/mysqld.log"
+        lib_err services "mariadb: not accepting connections on $dir/mysqld.sock after ${_SVC_WAIT_SECS}s (or it exited)"
+        lib_tail services "$dir/mysqld.log"
         return 1
     fi
     # mariadbd writes the pid file itself; make sure it is there for services_down.
@@ -437,16 +323,17 @@ GRANT ALL PRIVILEGES ON *.* TO 'im'@'localhost' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO 'im'@'127.0.0.1' WITH GRANT OPTION;
 FLUSH PRIVILEGES;
 SQL
-        _svc_die "mariadb: creating user im failed"
-        _svc_tail "$dir/mysqld.log"
+        lib_err services "mariadb: creating user im failed"
+        lib_tail services "$dir/mysqld.log"
         return 1
     fi
     if ! _svc_mysql_ping; then
-        _svc_die "mariadb: user im cannot log in over TCP 127.0.0.1:$_SVC_MYSQL_PORT"
-        _svc_tail "$dir/mysqld.log"
+        lib_err services "mariadb: user im cannot log in over TCP 127.0.0.1:$_SVC_MYSQL_PORT"
+        lib_tail services "$dir/mysqld.log"
         return 1
     fi
-    _svc_log "mariadb up on 127.0.0.1:$_SVC_MYSQL_PORT (pid $(cat "$dir/mysqld.pid"))"
+    lib_log services "mariadb up on 127.0.0.1:$_SVC_MYSQL_PORT (pid $(cat "$dir/mysqld.pid"))"
+    _SVC_STARTED+=(mysql)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -462,12 +349,13 @@ _svc_pg_user() {
 _svc_pg_ensure_user() {
     [[ $(id -u) -eq 0 ]] || return 0
     getent passwd postgres >/dev/null && return 0
-    _svc_log "creating OS user postgres"
+    lib_log services "creating OS user postgres"
     useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
         --shell /bin/sh postgres
 }
 
 # psql as the cluster superuser over the unix socket.
+# shellcheck disable=SC2120  # extra psql arguments are for use by hand; the script pipes SQL in
 _svc_pg_psql() {
     local dir
     dir=$(_svc_pg_dir)
@@ -488,29 +376,29 @@ _svc_pg_down() {
     local dir pid
     dir=$(_svc_pg_dir)
     pid=$(_svc_pg_pid)
-    if _svc_pid_alive "$pid"; then
-        _svc_log "stopping postgres (pid $pid)"
+    if lib_pid_alive "$pid"; then
+        lib_log services "stopping postgres (pid $pid)"
         _svc_as_user "$(_svc_pg_user)" "$PG_CTL_BIN" -D "$dir/data" -m fast -w -t "$_SVC_WAIT_SECS" stop \
             >>"$dir/postgres.log" 2>&1 || kill -TERM "$pid" 2>/dev/null || true
-        _svc_wait_pid_gone "$pid" postgres || return 1
+        lib_wait_gone "$pid" "$_SVC_WAIT_SECS" postgres || return 1
     fi
     rm -rf "$dir/data" "$dir/run"
 }
 
 _svc_pg_up() {
     _svc_install_postgres || return 1
-    _svc_pg_ensure_user || { _svc_die "postgres: could not create OS user postgres"; return 1; }
+    _svc_pg_ensure_user || { lib_err services "postgres: could not create OS user postgres"; return 1; }
     local dir pid user
     dir=$(_svc_pg_dir)
     user=$(_svc_pg_user)
     pid=$(_svc_pg_pid)
-    if _svc_pid_alive "$pid" && [[ ${IM_TEST_SERVICES_FRESH:-0} != 1 ]] && _svc_pg_ready; then
-        _svc_log "postgres already running (pid $pid), reusing"
+    if lib_pid_alive "$pid" && [[ ${IM_TEST_SERVICES_FRESH:-0} != 1 ]] && _svc_pg_ready; then
+        lib_log services "postgres already running (pid $pid), reusing"
         return 0
     fi
     _svc_pg_down || return 1
-    if _svc_port_open "$_SVC_PG_PORT"; then
-        _svc_die "postgres: port 127.0.0.1:$_SVC_PG_PORT is taken by a process this script did not start"
+    if lib_port_open "$_SVC_PG_PORT"; then
+        lib_err services "postgres: port 127.0.0.1:$_SVC_PG_PORT is taken by a process this script did not start"
         return 1
     fi
     mkdir -p "$dir/data" "$dir/run"
@@ -519,14 +407,14 @@ _svc_pg_up() {
     chown -R "$user" "$dir"
     chmod 700 "$dir/data"
     if ! _svc_as_user "$user" test -w "$dir/data"; then
-        _svc_die "postgres: OS user $user cannot write $dir/data (is IM_TEST_STATE_DIR=$IM_TEST_STATE_DIR under a private directory?)"
+        lib_err services "postgres: OS user $user cannot write $dir/data (is IM_TEST_STATE_DIR=$IM_TEST_STATE_DIR under a private directory?)"
         return 1
     fi
     if ! _svc_as_user "$user" "$PG_INITDB_BIN" -D "$dir/data" -U postgres \
         --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C --no-sync \
         </dev/null >>"$dir/postgres.log" 2>&1; then
-        _svc_die "postgres: initdb failed"
-        _svc_tail "$dir/postgres.log"
+        lib_err services "postgres: initdb failed"
+        lib_tail services "$dir/postgres.log"
         return 1
     fi
     # Throwaway cluster: no fsync; plenty of connections (every test opens a pool).
@@ -534,8 +422,8 @@ _svc_pg_up() {
     if ! _svc_as_user "$user" "$PG_CTL_BIN" -D "$dir/data" -l "$dir/postgres.log" -w -t "$_SVC_WAIT_SECS" \
         -o "-p $_SVC_PG_PORT -k $dir/run -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB" \
         start </dev/null >/dev/null 2>&1; then
-        _svc_die "postgres: not accepting connections on 127.0.0.1:$_SVC_PG_PORT after ${_SVC_WAIT_SECS}s"
-        _svc_tail "$dir/postgres.log"
+        lib_err services "postgres: not accepting connections on 127.0.0.1:$_SVC_PG_PORT after ${_SVC_WAIT_SECS}s"
+        lib_tail services "$dir/postgres.log"
         return 1
     fi
     if ! _svc_pg_psql >>"$dir/postgres.log" 2>&1 <<'SQL'; then
@@ -547,16 +435,17 @@ END $$;
 SELECT 'CREATE DATABASE im OWNER im' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'im')
 \gexec
 SQL
-        _svc_die "postgres: creating role/database im failed"
-        _svc_tail "$dir/postgres.log"
+        lib_err services "postgres: creating role/database im failed"
+        lib_tail services "$dir/postgres.log"
         return 1
     fi
     if ! _svc_pg_ready; then
-        _svc_die "postgres: role im cannot log in over TCP 127.0.0.1:$_SVC_PG_PORT"
-        _svc_tail "$dir/postgres.log"
+        lib_err services "postgres: role im cannot log in over TCP 127.0.0.1:$_SVC_PG_PORT"
+        lib_tail services "$dir/postgres.log"
         return 1
     fi
-    _svc_log "postgres up on 127.0.0.1:$_SVC_PG_PORT (pid $(_svc_pg_pid))"
+    lib_log services "postgres up on 127.0.0.1:$_SVC_PG_PORT (pid $(_svc_pg_pid))"
+    _SVC_STARTED+=(postgres)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -574,7 +463,7 @@ services_env() {
                 ;;
             mysql) export IM_TEST_MYSQL_URL="mysql://im:im@127.0.0.1:$_SVC_MYSQL_PORT" ;;
             postgres) export IM_TEST_POSTGRES_URL="postgres://im:im@127.0.0.1:$_SVC_PG_PORT" ;;
-            *) _svc_die "unknown service '$s' in IM_TEST_SERVICES (known: $_SVC_ALL)"; return 1 ;;
+            *) lib_err services "unknown service '$s' in IM_TEST_SERVICES (known: $_SVC_ALL)"; return 1 ;;
         esac
         up+=("$s")
     done
@@ -594,11 +483,11 @@ services_up() {
             redis) _svc_redis_up || return 1 ;;
             mysql) _svc_mysql_up || return 1 ;;
             postgres) _svc_pg_up || return 1 ;;
-            *) _svc_die "unknown service '$s' in IM_TEST_SERVICES (known: $_SVC_ALL)"; return 1 ;;
+            *) lib_err services "unknown service '$s' in IM_TEST_SERVICES (known: $_SVC_ALL)"; return 1 ;;
         esac
     done
     services_env || return 1
-    _svc_log "services up in $((SECONDS - t0))s: IM_TEST_SERVICES=$IM_TEST_SERVICES (state in $IM_TEST_STATE_DIR)"
+    lib_log services "services up in $((SECONDS - t0))s: IM_TEST_SERVICES=$IM_TEST_SERVICES (state in $IM_TEST_STATE_DIR)"
 }
 
 # Stop everything this script may have started (all three, whatever IM_TEST_SERVICES says).
@@ -606,11 +495,31 @@ services_down() {
     local rc=0
     if _svc_redis_bins 2>/dev/null; then _svc_redis_down || rc=1; else
         local p; p=$(_svc_redis_pid)
-        _svc_pid_alive "$p" && { kill -TERM "$p"; _svc_wait_pid_gone "$p" redis || rc=1; }
+        lib_pid_alive "$p" && { kill -TERM "$p"; lib_wait_gone "$p" "$_SVC_WAIT_SECS" redis || rc=1; }
     fi
     _svc_mysql_down || rc=1
     if _svc_pg_bins 2>/dev/null; then _svc_pg_down || rc=1; fi
-    ((rc == 0)) && _svc_log "services down"
+    ((rc == 0)) && lib_log services "services down"
+    return "$rc"
+}
+
+# Stop only the services this shell's services_up started; the ones it found running (started
+# by another run or by hand, possibly shared with other users of this machine) stay up.
+services_down_started() {
+    local rc=0 s
+    if ((${#_SVC_STARTED[@]} == 0)); then
+        lib_log services "leaving the services running: this run started none of them"
+        return 0
+    fi
+    for s in "${_SVC_STARTED[@]}"; do
+        case $s in
+            redis) _svc_redis_down || rc=1 ;;
+            mysql) _svc_mysql_down || rc=1 ;;
+            postgres) _svc_pg_down || rc=1 ;;
+        esac
+    done
+    ((rc == 0)) && lib_log services "stopped ${_SVC_STARTED[*]} (started by this run)"
+    _SVC_STARTED=()
     return "$rc"
 }
 
@@ -624,11 +533,11 @@ _svc_print_env() {
 services_status() {
     local p
     p=$(_svc_redis_pid)
-    if _svc_pid_alive "$p"; then echo "redis: running (pid $p)"; else echo "redis: stopped"; fi
+    if lib_pid_alive "$p"; then echo "redis: running (pid $p)"; else echo "redis: stopped"; fi
     p=$(_svc_mysql_pid)
-    if _svc_pid_alive "$p"; then echo "mysql: running (pid $p)"; else echo "mysql: stopped"; fi
+    if lib_pid_alive "$p"; then echo "mysql: running (pid $p)"; else echo "mysql: stopped"; fi
     p=$(_svc_pg_pid)
-    if _svc_pid_alive "$p"; then echo "postgres: running (pid $p)"; else echo "postgres: stopped"; fi
+    if lib_pid_alive "$p"; then echo "postgres: running (pid $p)"; else echo "postgres: stopped"; fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -4,21 +4,26 @@
 #   scripts/test.sh                      everything
 #   scripts/test.sh -- <filter...>       pass a test-name filter to cargo nextest / cargo test
 #   IM_TEST_STAGES=cargo,js scripts/test.sh
-#                                        only some stages (cargo, doctests, js, browser, deploy, bench)
+#                                        only some stages (lint, cargo, doctests, js, browser,
+#                                        deploy, bench)
 #   IM_TEST_KEEP_SERVICES=1 scripts/test.sh
-#                                        leave Redis/MariaDB/PostgreSQL running afterwards
+#                                        leave Redis/MariaDB/PostgreSQL running afterwards, also
+#                                        the ones this run started
 #
 # Stages:
+#   lint       shellcheck on every tracked *.sh (installs Debian's shellcheck; .shellcheckrc)
 #   services   Redis 127.0.0.1:16379, MariaDB :13306, PostgreSQL :15432 (scripts/services.sh;
-#              installs missing Debian packages), stopped again on exit
-#   build      cargo build --workspace --bins                               (fails fast)
+#              installs missing Debian packages); the ones this run started are stopped on exit,
+#              ones found running are reused (Redis flushed) and left running
+#   build      vendor/check.sh (vendor/engineioxide = crates.io release + its patch), then
+#              cargo build --workspace --bins                               (fails fast)
 #   doctests   cargo test --workspace --doc --exclude engineioxide  (nextest does not run doctests;
 #              the vendored crate's examples need upstream's dev-dependencies)
 #   cargo      cargo nextest run --workspace --no-fail-fast (cargo test if no nextest)
 #   js         tests/js: npm ci when needed, node --test on *.test.mjs, IM_SERVER_BIN exported
-#   browser    tests/browser (needs chromium)           — only if tests/browser exists
-#   deploy     deploy/test.sh (needs nginx, pm2)        — only if deploy/test.sh exists
-#   bench      bench/compare.sh --quick                 — only if bench/compare.sh exists
+#   browser    tests/browser: npm ci when needed, node --test, headless Debian chromium
+#   deploy     deploy/test.sh (needs nginx, pm2)
+#   bench      bench/compare.sh --quick
 # Test stages all run even if one fails; a summary at the end; non-zero exit if any failed.
 set -euo pipefail
 # The whole script is one { ... } block so bash parses it completely before running any of it:
@@ -27,6 +32,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 # ------------------------------------------------------------------------------------------------
 # arguments
@@ -35,7 +42,7 @@ TEST_ARGS=()
 while (($#)); do
     case $1 in
         -h | --help)
-            sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+            lib_usage "${BASH_SOURCE[0]}"
             exit 0
             ;;
         --)
@@ -61,9 +68,6 @@ fi
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 # npm packages must never download browsers of their own (no such network here): use Debian's.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1
-if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
-    export PATH=$HOME/.cargo/bin:$PATH
-fi
 export IM_SERVER_BIN=$ROOT/target/debug/im-server
 
 # Per-stage time limits (seconds) so a hung stage still ends in a summary within CI's 90 minutes.
@@ -159,45 +163,43 @@ source "$ROOT/scripts/services.sh"
 
 STAGE_PID=
 
-# Direct children of a pid, from /proc (no procps needed).
-child_pids() {
-    local f line rest
-    for f in /proc/[0-9]*/stat; do
-        read -r line <"$f" 2>/dev/null || continue
-        rest=${line##*) }          # "S PPID ..."
-        rest=${rest#* }
-        if [[ ${rest%% *} == "$1" ]]; then
-            f=${f#/proc/}
-            printf '%s\n' "${f%/stat}"
-        fi
-    done
-}
-
-kill_tree() {
-    local c
-    kill -STOP "$1" 2>/dev/null || true
-    for c in $(child_pids "$1"); do kill_tree "$c"; done
-    kill -TERM "$1" 2>/dev/null || true
-    kill -CONT "$1" 2>/dev/null || true
-}
-
 on_exit() {
     local rc=$?
     if [[ -n $STAGE_PID ]] && kill -0 "$STAGE_PID" 2>/dev/null; then
         echo "[test.sh] interrupted: stopping the running stage (pid $STAGE_PID)"
-        kill_tree "$STAGE_PID"
+        lib_kill_tree "$STAGE_PID"
         wait "$STAGE_PID" 2>/dev/null || true
     fi
     if [[ ${IM_TEST_KEEP_SERVICES:-0} == 1 ]]; then
         echo "[test.sh] IM_TEST_KEEP_SERVICES=1: leaving services running (bash scripts/services.sh down)"
     else
-        services_down || true
+        services_down_started || true
     fi
     return "$rc"
 }
 trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ------------------------------------------------------------------------------------------------
+# a0. lint: first, it takes seconds and needs nothing else
+
+# Every tracked shell script (git ls-files; all *.sh outside node_modules/target when this is not
+# a git checkout), with the repo's .shellcheckrc; any finding fails the stage.
+stage_lint() {
+    services_install_extra shellcheck
+    local files=()
+    if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        mapfile -t files < <(git -C "$ROOT" ls-files -- '*.sh')
+    else
+        mapfile -t files < <(find . \( -name node_modules -o -name target \) -prune -o -name '*.sh' -print | sed 's|^\./||' | sort)
+    fi
+    printf '%s; %d file(s): %s\n' "$(shellcheck --version | sed -n 's/^version: /shellcheck /p')" "${#files[@]}" "${files[*]}"
+    shellcheck --external-sources "${files[@]}"
+}
+if stage_selected lint; then
+    run_stage lint "shellcheck on the tracked *.sh" stage_lint
+fi
 
 NEED_SERVICES=0
 for s in cargo doctests js browser deploy bench; do
@@ -226,6 +228,7 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 stage_build() {
+    bash vendor/check.sh
     cargo build --workspace --bins
 }
 
@@ -250,7 +253,7 @@ stage_doctests() {
 }
 
 if stage_selected cargo || stage_selected doctests || stage_selected js; then
-    run_stage build "cargo build --workspace --bins" stage_build
+    run_stage build "vendor/check.sh; cargo build --workspace --bins" stage_build
     if [[ ${STAGE_RESULTS[-1]} == FAIL ]]; then
         echo "build failed: not running the tests"
         finish
@@ -282,21 +285,10 @@ fi
 # ------------------------------------------------------------------------------------------------
 # c. JS tests (socket.io-client against the real binary)
 
-# npm ci/install in $1 when node_modules is missing or older than package.json / package-lock.json.
+# node + npm (Debian's, when missing), then npm ci in $1 when its node_modules is stale.
 npm_deps() {
-    local dir=$1 stamp=$1/node_modules/.package-lock.json
-    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-        services_install_extra node npm
-    fi
-    if [[ ! -f $stamp || $dir/package.json -nt $stamp || ($dir/package-lock.json -nt $stamp) ]]; then
-        if [[ -f $dir/package-lock.json ]]; then
-            (cd "$dir" && npm ci --no-audit --no-fund)
-        else
-            (cd "$dir" && npm install --no-audit --no-fund)
-        fi
-    else
-        echo "($dir/node_modules up to date)"
-    fi
+    services_install_extra node npm
+    lib_npm_deps "$1"
 }
 
 # node --test over the *.test.mjs files under $1 (node_modules excluded).
@@ -318,36 +310,23 @@ stage_js() {
 }
 
 if stage_selected js; then
-    if [[ -f tests/js/package.json ]]; then
-        run_stage js "node --test tests/js (IM_SERVER_BIN=$IM_SERVER_BIN)" stage_js
-    else
-        skip_stage js "tests/js/package.json not present"
-    fi
+    run_stage js "node --test tests/js (IM_SERVER_BIN=$IM_SERVER_BIN)" stage_js
 fi
 
 # ------------------------------------------------------------------------------------------------
-# d. hook points: each runs only when its file exists, so this script stays green before they land.
+# d. browser, deploy and bench
 
 # d1. Browser tests in tests/browser, against Debian's chromium (headless; see CHROMIUM_BIN).
-#     tests/browser/run.sh if present, else npm deps + node --test on tests/browser/*.test.mjs.
 stage_browser() {
     services_install_extra chromium
     export CHROMIUM_BIN=${CHROMIUM_BIN:-$(command -v chromium)}
     export CHROME_PATH=$CHROMIUM_BIN PUPPETEER_EXECUTABLE_PATH=$CHROMIUM_BIN
     [[ -x $IM_SERVER_BIN ]] || cargo build --bin im-server
-    if [[ -f tests/browser/run.sh ]]; then
-        timeout -k 30 "$T_EXTRA" bash tests/browser/run.sh
-    else
-        npm_deps "$ROOT/tests/browser"
-        T_JS=$T_EXTRA node_tests "$ROOT/tests/browser"
-    fi
+    npm_deps "$ROOT/tests/browser"
+    T_JS=$T_EXTRA node_tests "$ROOT/tests/browser"
 }
 if stage_selected browser; then
-    if [[ -f tests/browser/run.sh || -f tests/browser/package.json ]]; then
-        run_stage browser "browser tests (tests/browser, chromium)" stage_browser
-    else
-        skip_stage browser "tests/browser not present"
-    fi
+    run_stage browser "browser tests (tests/browser, chromium)" stage_browser
 fi
 
 # d2. Deploy recipe test (nginx in front, pm2 supervising): deploy/test.sh.
@@ -357,11 +336,7 @@ stage_deploy() {
     timeout -k 30 "$T_EXTRA" bash deploy/test.sh
 }
 if stage_selected deploy; then
-    if [[ -f deploy/test.sh ]]; then
-        run_stage deploy "deploy recipe test (deploy/test.sh: nginx, pm2)" stage_deploy
-    else
-        skip_stage deploy "deploy/test.sh not present"
-    fi
+    run_stage deploy "deploy recipe test (deploy/test.sh: nginx, pm2)" stage_deploy
 fi
 
 # d3. Quick benchmark comparison: bench/compare.sh --quick.
@@ -369,11 +344,7 @@ stage_bench() {
     timeout -k 30 "$T_EXTRA" bash bench/compare.sh --quick
 }
 if stage_selected bench; then
-    if [[ -f bench/compare.sh ]]; then
-        run_stage bench "bench/compare.sh --quick" stage_bench
-    else
-        skip_stage bench "bench/compare.sh not present"
-    fi
+    run_stage bench "bench/compare.sh --quick" stage_bench
 fi
 
 # ------------------------------------------------------------------------------------------------

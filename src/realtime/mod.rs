@@ -10,7 +10,7 @@ pub mod emit;
 pub mod events;
 pub mod expiry;
 pub mod hub;
-pub mod redis_driver;
+pub use im_redis_driver as redis_driver;
 pub mod rooms;
 mod ticker;
 

@@ -328,69 +328,8 @@ pub fn replace_host_port(url: &str, addr: SocketAddr) -> String {
     url.replacen(&old, &addr.to_string(), 1)
 }
 
-/// A redis-server of the test's own on a free loopback port (so parallel tests never share
-/// channels or keys), that a test can stop and start again on the same port.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl RedisServer {
-    pub async fn start() -> RedisServer {
-        let port = free_port();
-        let mut r = RedisServer { port, child: None };
-        r.restart().await;
-        r
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/?protocol=resp3", self.port)
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub async fn restart(&mut self) {
-        self.stop();
-        let bin =
-            std::env::var("IM_TEST_REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
-        let child = std::process::Command::new(&bin)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin} ({e}): run the tests through scripts/test.sh")
-            });
-        self.child = Some(child);
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// A redis-server of the test's own (the workspace's one launcher, in crates/redis-driver).
+pub use im_redis_driver::test_support::RedisServer;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -145,7 +145,7 @@ async fn auth_refresh_is_authenticated_and_counted_like_a_handshake() {
     let app = spawn_app().await;
     let a = app.login("admin", "admin123").await;
     let b = app.login("admin", "admin123").await;
-    let (mut c, _) = app.connect_ok(&a).await;
+    let (c, _) = app.connect_ok(&a).await;
     let ok_before = handshakes(&app, "OK", "auth").await;
     let bad_before = handshakes(&app, "TOKEN_MALFORMED", "auth").await;
     let ack = c

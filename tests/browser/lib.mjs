@@ -3,12 +3,14 @@
 // screenshots, and bounded waits. Everything started here is stopped by `cleanup()` — and, as a
 // last resort, synchronously when the node process exits.
 
-import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { http, startImServer } from "../lib/server.mjs";
+
+export { http };
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(here, "../..");
@@ -23,7 +25,6 @@ export const KEFU = { username: "kefu1", password: "kefu123", id: 2 };
 // Never let a package fetch a browser of its own: this suite drives Debian's chromium.
 process.env.PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD = "1";
 
-const STARTUP_MS = 30_000;
 const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",
@@ -35,20 +36,6 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-// Config the servers must not inherit from the caller's shell.
-const INHERITED_CONFIG = /^(IM_.*|PORT|HOST|DATABASE_URL|REDIS_URL|JWT_SECRET|FRONTEND_URL|NODE_ENV)$/;
-
-const live = new Set(); // child processes to kill on exit, whatever happens
-process.on("exit", () => {
-  for (const c of live) {
-    try {
-      c.kill("SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-});
-
 /** Rejects after `ms` with `what` in the message; clears its timer either way. */
 export function within(ms, what, promise) {
   let t;
@@ -59,108 +46,12 @@ export function within(ms, what, promise) {
 }
 
 /**
- * `im-server serve` on 127.0.0.1:0 in a fresh temp dir with its own SQLite file. `env` adds or
- * overrides variables (`undefined` removes one). Resolves once the "listening on" line is printed.
+ * `im-server serve` on 127.0.0.1:0 in a fresh temp dir with its own SQLite file
+ * (tests/lib/server.mjs). `env` adds or overrides variables (`undefined` removes one). Resolves
+ * once the "listening on" line is printed.
  */
-export async function startServer(env = {}) {
-  if (!existsSync(SERVER_BIN)) throw new Error(`IM_SERVER_BIN ${SERVER_BIN} missing: cargo build --bin im-server`);
-  const dir = mkdtempSync(join(tmpdir(), "im-browser-"));
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !INHERITED_CONFIG.test(k)));
-  const fullEnv = {
-    ...base,
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: `sqlite://${dir}/im.db?mode=rwc`,
-    JWT_SECRET,
-    RUST_LOG: "info",
-    ...env,
-  };
-  for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
-  const child = spawn(SERVER_BIN, ["serve"], { cwd: dir, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
-  live.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8");
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise((res) =>
-    child.once("exit", (code, signal) => {
-      live.delete(child);
-      res({ code, signal });
-    }),
-  );
-  const port = await new Promise((res, rej) => {
-    const timer = setTimeout(
-      () => rej(new Error(`server did not print its URL within ${STARTUP_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`)),
-      STARTUP_MS,
-    );
-    child.stdout.on("data", (d) => {
-      stdout += d;
-      const m = stdout.match(/listening on http:\/\/[^\s:]+:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        res(Number(m[1]));
-      }
-    });
-    child.once("error", (e) => {
-      clearTimeout(timer);
-      rej(e);
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      rej(new Error(`server exited (${code ?? signal}) before listening\nstdout: ${stdout}\nstderr: ${stderr}`));
-    });
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const server = {
-    port,
-    url,
-    dir,
-    get stderr() {
-      return stderr;
-    },
-    /** SIGTERM, wait (SIGKILL after 10 s), remove the temp dir. Idempotent. */
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        server.exit = await exited;
-        clearTimeout(t);
-      } else {
-        server.exit = await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-      return server.exit;
-    },
-    http: (method, path, opts) => http(url, method, path, opts),
-    async loginToken(user) {
-      const r = await http(url, "POST", "/auth/login", { body: { username: user.username, password: user.password } });
-      if (r.status !== 200) throw new Error(`login ${user.username} -> ${r.status} ${JSON.stringify(r.body)}`);
-      return r.body.data.token;
-    },
-  };
-  return server;
-}
-
-/** JSON HTTP request from node (no Origin header); returns {status, body}. */
-export async function http(base, method, path, { token, body, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  if (body !== undefined) h["content-type"] = "application/json";
-  const res = await fetch(base + path, {
-    method,
-    headers: h,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed };
+export function startServer(env = {}) {
+  return startImServer({ bin: SERVER_BIN, jwtSecret: JWT_SECRET, tmpPrefix: "im-browser-", env });
 }
 
 const MIME = {

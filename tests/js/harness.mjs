@@ -1,14 +1,15 @@
 // Shared harness for the JS suite: start/stop a real im-server, log in, sign JWTs,
 // record socket events, and bounded waits so a run always ends by itself.
 
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import { io as ioV4 } from "socket.io-client";
+import { http, startImServer } from "../lib/server.mjs";
+
+export { http };
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -24,14 +25,8 @@ export const JWT_SECRET = "js-suite-secret-0123456789abcdefghij";
 export const ADMIN = { username: "admin", password: "admin123", id: 1, type: "admin" };
 export const KEFU = { username: "kefu1", password: "kefu123", id: 2, type: "kefu" };
 
-const STARTUP_MS = 30_000;
-
-// Config the suite must not inherit from the caller's shell: every server starts from the
-// contract's defaults plus the overrides a test asks for.
-const INHERITED_CONFIG = /^(IM_.*|PORT|HOST|DATABASE_URL|REDIS_URL|JWT_SECRET|FRONTEND_URL|NODE_ENV)$/;
-
 /**
- * Start `im-server serve` in a fresh temp dir with its own SQLite file.
+ * Start `im-server serve` in a fresh temp dir with its own SQLite file (tests/lib/server.mjs).
  * `env` adds or overrides variables (a value of `undefined` removes one).
  * `users` (optional): extra users created with `im-server user add` (same DATABASE_URL)
  * before the server starts; admin and kefu1 are then created first so ADMIN/KEFU keep ids 1
@@ -40,23 +35,8 @@ const INHERITED_CONFIG = /^(IM_.*|PORT|HOST|DATABASE_URL|REDIS_URL|JWT_SECRET|FR
  * Resolves once the "listening on" line is printed.
  */
 export async function startServer(env = {}, { users = [] } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "im-js-"));
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !INHERITED_CONFIG.test(k)),
-  );
-  const fullEnv = {
-    ...base,
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: `sqlite://${dir}/im.db?mode=rwc`,
-    JWT_SECRET,
-    RUST_LOG: "info",
-    ...env,
-  };
-  for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
-
   const created = {};
-  if (users.length > 0) {
+  const seedUsers = async ({ dir, env: fullEnv }) => {
     const seeds = [
       { ...ADMIN, displayName: "Administrator" },
       { ...KEFU, displayName: "Support agent 1" },
@@ -67,81 +47,24 @@ export async function startServer(env = {}, { users = [] } = {}) {
     }
     if (created.admin.id !== ADMIN.id || created.kefu1.id !== KEFU.id)
       throw new Error(`seed users got ids ${created.admin.id}/${created.kefu1.id}, expected 1/2`);
-  }
-
-  const child = spawn(SERVER_BIN, ["serve"], {
-    cwd: dir,
-    env: fullEnv,
-    stdio: ["ignore", "pipe", "pipe"],
+  };
+  const server = await startImServer({
+    bin: SERVER_BIN,
+    jwtSecret: JWT_SECRET,
+    tmpPrefix: "im-js-",
+    env,
+    beforeStart: users.length > 0 ? seedUsers : undefined,
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8");
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise((res) => child.once("exit", (code, signal) => res({ code, signal })));
-
-  const port = await new Promise((res, rej) => {
-    const timer = setTimeout(
-      () => rej(new Error(`server did not print its URL within ${STARTUP_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`)),
-      STARTUP_MS,
-    );
-    child.stdout.on("data", (d) => {
-      stdout += d;
-      const m = stdout.match(/listening on http:\/\/[^\s:]+:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        res(Number(m[1]));
-      }
-    });
-    child.once("error", (e) => {
-      clearTimeout(timer);
-      rej(e);
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      rej(new Error(`server exited (${code ?? signal}) before listening\nstdout: ${stdout}\nstderr: ${stderr}`));
-    });
-  });
-
-  const url = `http://127.0.0.1:${port}`;
-  const server = {
-    port,
-    url,
+  const { url } = server;
+  const loginToken = server.loginToken;
+  return Object.assign(server, {
     im: `${url}/im`,
-    dir,
     /** Users created by `startServer(env, {users})`, by username: {username, password, id, type}. */
     users: created,
-    get stderr() {
-      return stderr;
-    },
-    get stdout() {
-      return stdout;
-    },
-    /** SIGTERM, wait for exit (SIGKILL after 10 s), remove the temp dir. */
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        const r = await exited;
-        clearTimeout(t);
-        server.exit = r;
-      } else {
-        server.exit = await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-      return server.exit;
-    },
     login: (user = ADMIN, extra = {}) => login(url, user, extra),
-    loginToken: async (user = ADMIN) => {
-      const r = await login(url, user);
-      if (r.status !== 200) throw new Error(`login ${user.username} -> ${r.status} ${JSON.stringify(r.body)}`);
-      return r.body.data.token;
-    },
+    loginToken: (user = ADMIN) => loginToken(user),
     logout: (token) => http(url, "POST", "/auth/logout", { token }),
-    http: (method, path, opts) => http(url, method, path, opts),
-  };
-  return server;
+  });
 }
 
 /**
@@ -159,27 +82,6 @@ export function addUser({ cwd, env }, { username, password, type = "user", displ
       res({ username, password, id: Number(m[1]), type });
     });
   });
-}
-
-/** JSON HTTP request; returns {status, body, headers}. */
-export async function http(base, method, path, { token, body, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  if (body !== undefined) h["content-type"] = "application/json";
-  const res = await fetch(base + path, {
-    method,
-    headers: h,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed, headers: res.headers };
 }
 
 export function login(base, user = ADMIN, extra = {}) {

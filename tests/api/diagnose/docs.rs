@@ -229,6 +229,98 @@ fn in_auth(s: &Server, token: &str) -> ConnectOptions {
     }
 }
 
+/// One handshake example of the guide: what the client sends, the verdict the server must
+/// give, and the blocks it fills: `<name>-log` (the server's handshake line) always,
+/// `<name>-client` (the client's `error` payload) and `<name>-inspect` (`im-server token
+/// inspect` on the token) when asked.
+struct Case {
+    name: &'static str,
+    opts: ConnectOptions,
+    code: &'static str,
+    /// The token to inspect (also kept out of every output), and a text its report must hold.
+    inspect: Option<(String, Option<&'static str>)>,
+    client: bool,
+}
+
+impl Case {
+    /// A handshake with `token` in `auth`, refused with `code`, then inspected.
+    fn token(name: &'static str, s: &Server, token: &str, code: &'static str) -> Case {
+        Case {
+            inspect: Some((token.to_string(), None)),
+            ..Case::refused(name, in_auth(s, token), code)
+        }
+    }
+
+    /// A handshake refused with `code`: its log line only.
+    fn refused(name: &'static str, opts: ConnectOptions, code: &'static str) -> Case {
+        Case {
+            name,
+            opts,
+            code,
+            inspect: None,
+            client: false,
+        }
+    }
+
+    fn with_client(self) -> Case {
+        Case {
+            client: true,
+            ..self
+        }
+    }
+
+    fn inspect_says(mut self, needle: &'static str) -> Case {
+        if let Some((_, expect)) = &mut self.inspect {
+            *expect = Some(needle);
+        }
+        self
+    }
+
+    async fn run(self, s: &Server, ex: &mut BTreeMap<String, String>, tokens: &mut Vec<String>) {
+        let (code, client, line) = s.handshake(self.opts).await;
+        assert_eq!(code, self.code, "{}", self.name);
+        ex.insert(format!("{}-log", self.name), fenced("text", &line));
+        if self.client {
+            ex.insert(
+                format!("{}-client", self.name),
+                fenced("json", &serde_json::to_string_pretty(&client).unwrap()),
+            );
+        }
+        if let Some((token, expect)) = self.inspect {
+            inspect_example(s, ex, self.name, &token, expect).await;
+            tokens.push(token);
+        }
+    }
+}
+
+/// `im-server token inspect "$TOKEN"` as a session, into `<name>-inspect`; its exit code. The
+/// report must contain `expect` when given.
+async fn inspect_example(
+    s: &Server,
+    ex: &mut BTreeMap<String, String>,
+    name: &str,
+    token: &str,
+    expect: Option<&str>,
+) -> i32 {
+    let (rc, out) = s.inspect(&[token]).await;
+    if let Some(needle) = expect {
+        assert!(out.contains(needle), "{out}");
+    }
+    ex.insert(
+        format!("{name}-inspect"),
+        fenced(
+            "text",
+            &session("im-server token inspect \"$TOKEN\"", &out, rc),
+        ),
+    );
+    rc
+}
+
+/// The JSON body of a request that must succeed at the HTTP level.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// Values that change per run become placeholders.
 struct Normalizer {
     /// Fingerprints that are the same on every run (secrets, config): kept.
@@ -370,28 +462,19 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
         }
     };
 
+    // Every handshake example: the token (or its absence) a client sends, the verdict the
+    // server must give, and the blocks of the guide it fills (see `Case`).
+    let mut cases: Vec<Case> = vec![];
+
     // 1. Another service signs with its own secret.
     let other = forge_bytes(
         OTHER.as_bytes(),
         Algorithm::HS256,
         &login_claims(&admin, now, now + hour),
     );
-    let (code, client, line) = s.handshake(in_auth(&s, &other)).await;
-    assert_eq!(code, "TOKEN_INVALID_SIGNATURE");
-    ex.insert("invalid-signature-log".into(), fenced("text", &line));
-    ex.insert(
-        "invalid-signature-client".into(),
-        fenced("json", &serde_json::to_string_pretty(&client).unwrap()),
+    cases.push(
+        Case::token("invalid-signature", &s, &other, "TOKEN_INVALID_SIGNATURE").with_client(),
     );
-    let (rc, out) = s.inspect(&[&other]).await;
-    ex.insert(
-        "invalid-signature-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
-    );
-    tokens.push(other);
 
     // 2. The other service base64-decodes the shared secret; this server uses its text.
     let decoded = forge_bytes(
@@ -399,45 +482,23 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
         Algorithm::HS256,
         &login_claims(&admin, now, now + hour),
     );
-    let (code, _, line) = s.handshake(in_auth(&s, &decoded)).await;
-    assert_eq!(code, "TOKEN_INVALID_SIGNATURE");
-    ex.insert("base64-log".into(), fenced("text", &line));
-    let (rc, out) = s.inspect(&[&decoded]).await;
-    assert!(out.contains("base64_decoded_secret"), "{out}");
-    ex.insert(
-        "base64-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
+    cases.push(
+        Case::token("base64", &s, &decoded, "TOKEN_INVALID_SIGNATURE")
+            .inspect_says("base64_decoded_secret"),
     );
-    tokens.push(decoded);
 
     // 3. Expired: issued 27 h ago for 24 h.
     let expired = issue(&db, &login_claims(&admin, now - 27 * hour, now - 3 * hour)).await;
-    let (code, _, line) = s.handshake(in_auth(&s, &expired)).await;
-    assert_eq!(code, "TOKEN_EXPIRED");
-    ex.insert("expired-log".into(), fenced("text", &line));
-    let (rc, out) = s.inspect(&[&expired]).await;
-    ex.insert(
-        "expired-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
-    );
-    let resp = http
-        .post(s.url("/auth/tokens/inspect"))
-        .header("X-Api-Key", API_KEY)
-        .json(&json!({ "token": expired }))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
+    cases.push(Case::token("expired", &s, &expired, "TOKEN_EXPIRED"));
+    let body = json_of(
+        http.post(s.url("/auth/tokens/inspect"))
+            .header("X-Api-Key", API_KEY)
+            .json(&json!({ "token": expired })),
+    )
+    .await;
     let pretty = serde_json::to_string_pretty(&body).unwrap();
     outputs.push(pretty.clone());
     ex.insert("expired-json".into(), fenced("json", &pretty));
-    tokens.push(expired);
 
     // 4. Revoked (logged out), and unknown to this database.
     let revoked = login("admin", "admin123").await;
@@ -448,88 +509,57 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let (code, _, line) = s.handshake(in_auth(&s, &revoked)).await;
-    assert_eq!(code, "TOKEN_REVOKED");
-    ex.insert("revoked-log".into(), fenced("text", &line));
-    let (rc, out) = s.inspect(&[&revoked]).await;
-    ex.insert(
-        "revoked-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
-    );
-    tokens.push(revoked);
+    cases.push(Case::token("revoked", &s, &revoked, "TOKEN_REVOKED"));
     let unknown = keys(SECRET)
         .sign(&login_claims(&admin, now - 60, now + 23 * hour))
         .unwrap();
-    let (code, _, line) = s.handshake(in_auth(&s, &unknown)).await;
-    assert_eq!(code, "TOKEN_NOT_FOUND");
-    ex.insert("not-found-log".into(), fenced("text", &line));
-    let (rc, out) = s.inspect(&[&unknown]).await;
-    ex.insert(
-        "not-found-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
-    );
-    tokens.push(unknown);
+    cases.push(Case::token("not-found", &s, &unknown, "TOKEN_NOT_FOUND"));
 
     // 5. The token never arrives: a browser WebSocket with extraHeaders (dropped), or a
     // query parameter the server does not read.
     let good = login("admin", "admin123").await;
     tokens.push(good.clone());
-    let (code, client, line) = s.handshake(s.sio()).await;
-    assert_eq!(code, "TOKEN_MISSING");
-    ex.insert("missing-log".into(), fenced("text", &line));
-    ex.insert(
-        "missing-client".into(),
-        fenced("json", &serde_json::to_string_pretty(&client).unwrap()),
-    );
+    cases.push(Case::refused("missing", s.sio(), "TOKEN_MISSING").with_client());
     let wrong_query = ConnectOptions {
         query: vec![("access_token".into(), good.clone())],
         ..s.sio()
     };
-    let (code, _, line) = s.handshake(wrong_query).await;
-    assert_eq!(code, "TOKEN_MISSING");
-    ex.insert("wrong-query-log".into(), fenced("text", &line));
+    cases.push(Case::refused("wrong-query", wrong_query, "TOKEN_MISSING"));
     // Encoded once too often on the way (`Bearer%20…` as the auth token).
     let encoded = format!("Bearer%20{}", good.replace('.', "%2E"));
-    let (code, _, line) = s.handshake(in_auth(&s, &encoded)).await;
-    assert_eq!(code, "TOKEN_MALFORMED");
-    ex.insert("url-encoded-log".into(), fenced("text", &line));
-    let (rc, out) = s.inspect(&[&encoded]).await;
-    assert!(
-        out.contains("repaired: signature valid, verdict OK"),
-        "{out}"
+    cases.push(
+        Case::token("url-encoded", &s, &encoded, "TOKEN_MALFORMED")
+            .inspect_says("repaired: signature valid, verdict OK"),
     );
-    ex.insert(
-        "url-encoded-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
-    );
-    tokens.push(encoded);
 
     // 6. A page on an origin that is not in cors.origins.
     let evil = ConnectOptions {
         headers: vec![("Origin".into(), "https://staging.example.com".into())],
         ..in_auth(&s, &good)
     };
-    let (code, _, line) = s.handshake(evil).await;
-    assert_eq!(code, "ORIGIN_DENIED");
-    ex.insert("cors-log".into(), fenced("text", &line));
-    let body: Value = http
-        .get(s.url("/debug/transport"))
-        .header("Origin", "https://staging.example.com")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    cases.push(Case::refused("cors", evil, "ORIGIN_DENIED"));
+
+    // 9. Clock skew: the issuer's clock is 2 h ahead, and it sets nbf = iat.
+    let mut ahead = login_claims(&admin, now + 2 * hour, now + 26 * hour);
+    ahead.nbf = ahead.iat;
+    let skewed = issue(&db, &ahead).await;
+    cases.push(Case::token(
+        "clock-skew",
+        &s,
+        &skewed,
+        "TOKEN_NOT_YET_VALID",
+    ));
+
+    for case in cases {
+        case.run(&s, &mut ex, &mut tokens).await;
+    }
+
+    // 6. (continued) What /debug/transport tells that page.
+    let body = json_of(
+        http.get(s.url("/debug/transport"))
+            .header("Origin", "https://staging.example.com"),
+    )
+    .await;
     outputs.push(body.to_string());
     let hints = body["data"]["hints"].clone();
     let origin = body["data"]["origin"].clone();
@@ -542,17 +572,13 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
     );
 
     // 7. nginx without the WebSocket upgrade headers (and without trust_proxy here).
-    let body: Value = http
-        .get(s.url("/debug/transport?expect=websocket"))
-        .header("X-Forwarded-For", "203.0.113.7")
-        .header("X-Forwarded-Proto", "https")
-        .header("X-Real-IP", "203.0.113.7")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json_of(
+        http.get(s.url("/debug/transport?expect=websocket"))
+            .header("X-Forwarded-For", "203.0.113.7")
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Real-IP", "203.0.113.7"),
+    )
+    .await;
     outputs.push(body.to_string());
     let d = &body["data"];
     let excerpt = json!({
@@ -588,14 +614,7 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
     ex.insert("drift-config".into(), fenced("text", &lines.join("\n")));
     let (_, fp_a, _) = im_server(dir.path(), &node_a, &["config", "--fingerprint"], None).await;
     let (_, fp_b, _) = im_server(dir.path(), &node_b, &["config", "--fingerprint"], None).await;
-    let health: Value = http
-        .get(s.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = json_of(http.get(s.url("/health"))).await;
     assert_eq!(health["config_fingerprint"].as_str(), Some(fp_a.trim()));
     ex.insert(
         "drift-fingerprint".into(),
@@ -610,34 +629,10 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
         ),
     );
 
-    // 9. Clock skew: the issuer's clock is 2 h ahead, and it sets nbf = iat.
-    let mut ahead = login_claims(&admin, now + 2 * hour, now + 26 * hour);
-    ahead.nbf = ahead.iat;
-    let skewed = issue(&db, &ahead).await;
-    let (code, _, line) = s.handshake(in_auth(&s, &skewed)).await;
-    assert_eq!(code, "TOKEN_NOT_YET_VALID");
-    ex.insert("clock-skew-log".into(), fenced("text", &line));
-    let (rc, out) = s.inspect(&[&skewed]).await;
-    ex.insert(
-        "clock-skew-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
-    );
-    tokens.push(skewed);
-
     // A good token, for the "what OK looks like" example (fresh, so "expires in 24h" holds).
     let good = login("admin", "admin123").await;
-    let (rc, out) = s.inspect(&[&good]).await;
-    assert_eq!(rc, 0, "{out}");
-    ex.insert(
-        "ok-inspect".into(),
-        fenced(
-            "text",
-            &session("im-server token inspect \"$TOKEN\"", &out, rc),
-        ),
-    );
+    let rc = inspect_example(&s, &mut ex, "ok", &good, None).await;
+    assert_eq!(rc, 0, "{}", ex["ok-inspect"]);
     tokens.push(good);
 
     // Nothing printed anywhere carries a secret, a hash or a whole token.
