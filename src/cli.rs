@@ -54,6 +54,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Walk the chain a browser takes to /im (tcp … heartbeat) and name the first broken link.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -118,6 +120,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
         Command::Serve => serve(loaded).await,
         Command::Config { fingerprint, json } => print_config(&loaded, fingerprint, json),
         Command::Token { command } => crate::auth::diagnose::cli::run(&loaded, command).await,
+        Command::Doctor(args) => Ok(crate::doctor::run(args).await),
         Command::Migrate { action, steps } => migrate(&loaded.settings, action, steps).await,
         Command::User {
             command:

@@ -13,6 +13,7 @@
 //! - [`http`]: the JSON API, one `router()` per module; the client-demo page.
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
 //! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or via Redis.
+//! - [`doctor`]: `im-server doctor`, the same chain walked from the client's side.
 //! - [`users`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`], [`state`].
 
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod metrics;
