@@ -174,7 +174,10 @@ impl Walk<'_> {
                 return None;
             }
         };
-        let mut last = String::new();
+        // Every address the name resolves to, as a browser would; the first refusal decides
+        // the hint only when no address answers.
+        let mut refused = vec![];
+        let mut other = None;
         for addr in &addrs {
             match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
                 Ok(Ok(_)) => {
@@ -182,24 +185,35 @@ impl Walk<'_> {
                     return Some(addrs);
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    self.push(Step::fail(
-                        TCP,
-                        format!("connection to {addr} refused"),
-                        format!(
-                            "nothing listens on {addr}: start im-server (`im-server serve`; it listens on server.port / PORT, 3000 by default), or fix the port in --url; behind a proxy, check its `listen` and that it runs; in a container, publish the port"
-                        ),
-                    ));
-                    return None;
+                    refused.push(addr.to_string())
                 }
-                Ok(Err(e)) => last = format!("connecting to {addr}: {e}"),
-                Err(_) => last = format!("no answer from {addr} within {}s", timeout.as_secs()),
+                Ok(Err(e)) => other = Some(format!("connecting to {addr}: {e}")),
+                Err(_) => {
+                    other = Some(format!(
+                        "no answer from {addr} within {}s",
+                        timeout.as_secs()
+                    ))
+                }
             }
         }
-        self.push(Step::fail(
-            TCP,
-            last,
-            "packets are dropped on the way (a firewall, a security group, the wrong host): check that the port is open from where the clients are",
-        ));
+        let step = match other {
+            None => {
+                let on = refused.join(", ");
+                Step::fail(
+                    TCP,
+                    format!("connection to {on} refused"),
+                    format!(
+                        "nothing listens on {on}: start im-server (`im-server serve`; it listens on server.port / PORT, 3000 by default), or fix the port in --url; behind a proxy, check its `listen` and that it runs; in a container, publish the port"
+                    ),
+                )
+            }
+            Some(what) => Step::fail(
+                TCP,
+                what,
+                "packets are dropped on the way (a firewall, a security group, the wrong host): check that the port is open from where the clients are",
+            ),
+        };
+        self.push(step);
         None
     }
 
@@ -847,7 +861,7 @@ impl Walk<'_> {
         let (Some(raw), Some(t)) = (self.raw_token.clone(), self.token.as_mut()) else {
             return (detail, hint);
         };
-        detail.push_str(&format!("; {}", t.summary()));
+        detail.push_str(&format!(" Token: {}.", t.summary()));
         let url = self.target.http("/auth/tokens/inspect");
         t.ask_server(&self.http, &url, &raw, self.args.api_key.as_deref())
             .await;
@@ -923,7 +937,7 @@ impl Walk<'_> {
                     let nginx = (sum + 15).max(60);
                     let hint = if rounds == 0 && started.elapsed() < interval {
                         format!(
-                            "something between here and im-server cuts connections that are quiet for about {secs:.0}s, shorter than pingInterval + pingTimeout ({sum}s), so every idle client is dropped and reconnects: raise the proxy's read timeout above {sum}s (nginx: proxy_read_timeout {nginx}s; proxy_send_timeout {nginx}s; a cloud load balancer: its idle timeout), or lower socketio.ping_interval_ms below it"
+                            "something between here and im-server cuts connections that are quiet for about {secs:.1}s, shorter than pingInterval + pingTimeout ({sum}s), so every idle client is dropped and reconnects: raise the proxy's read timeout above {sum}s (nginx: proxy_read_timeout {nginx}s; proxy_send_timeout {nginx}s; a cloud load balancer: its idle timeout), or lower socketio.ping_interval_ms below it"
                         )
                     } else {
                         format!(

@@ -72,7 +72,7 @@ impl TokenReport {
 
     /// "sha256:…, 248 chars, HS256, sub "1", exp … (expired 3h ago)".
     pub fn summary(&self) -> String {
-        let mut s = format!("token {} ({} chars", self.fingerprint, self.length);
+        let mut s = format!("{}, {} chars", self.fingerprint, self.length);
         if let Some(alg) = self.header["alg"].as_str() {
             s.push_str(&format!(", {alg}"));
         }
@@ -85,7 +85,6 @@ impl TokenReport {
         if let Some(e) = self.claims["error"].as_str() {
             s.push_str(&format!(", {e}"));
         }
-        s.push(')');
         s
     }
 
@@ -138,31 +137,43 @@ impl TokenReport {
         }
     }
 
-    /// The diagnosis in one sentence or two, for the step's hint.
+    /// The diagnosis in a few sentences, for the step's hint: the verdict, then the
+    /// signature's finding and fix when it is the signature, else the server's explanation.
     pub fn diagnosis_text(&self) -> Option<String> {
         let d = self.server_diagnosis.as_ref()?;
-        let mut parts = vec![format!(
+        let mut head = format!(
             "server diagnosis: verdict {}, signature {}",
             d["verdict"].as_str().unwrap_or("?"),
             d["signature"]["status"].as_str().unwrap_or("?")
-        )];
+        );
         if let Some(c) = d["signature"]["cause"].as_str() {
-            parts[0].push_str(&format!(" ({c})"));
+            head.push_str(&format!(" ({c})"));
         }
         if let Some(s) = d["db"]["status"].as_str() {
-            parts[0].push_str(&format!(", db {s}"));
+            head.push_str(&format!(", db {s}"));
         }
-        for k in [
-            &d["signature"]["detail"],
-            &d["signature"]["hint"],
-            &d["explanation"],
-        ] {
-            if let Some(t) = k.as_str()
-                && !parts.iter().any(|p| p.contains(t))
-            {
-                parts.push(t.to_string());
-            }
-        }
-        Some(parts.join(". "))
+        let sig = &d["signature"];
+        let rest: Vec<&str> = if sig["detail"].is_string() || sig["hint"].is_string() {
+            [&sig["detail"], &sig["hint"]]
+                .into_iter()
+                .filter_map(Value::as_str)
+                .collect()
+        } else {
+            d["explanation"].as_str().into_iter().collect()
+        };
+        let mut out = vec![head];
+        out.extend(rest.iter().map(|t| t.trim().to_string()));
+        Some(
+            out.iter()
+                .map(|t| {
+                    if t.ends_with(['.', '!', '?']) {
+                        t.clone()
+                    } else {
+                        format!("{t}.")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
     }
 }
