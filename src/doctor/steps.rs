@@ -847,7 +847,15 @@ impl Walk<'_> {
         let token_code =
             code.starts_with("TOKEN_") || code.starts_with("USER_") || code == "SESSION_REPLACED";
         let hint = match code {
-            "ORIGIN_DENIED" => format!("Origin {} is not in cors.origins: add it (cors.origins = [\"{0}\"], IM_CORS__ORIGINS or FRONTEND_URL)", self.target.origin),
+            "ORIGIN_DENIED" => format!(
+                "Origin {} is not in cors.origins: add it (cors.origins = [\"{0}\"], IM_CORS__ORIGINS or FRONTEND_URL){}",
+                self.target.origin,
+                if self.args.origin.is_none() {
+                    "; the doctor sent the URL's own origin: pass --origin with the page's origin to check that one"
+                } else {
+                    ""
+                }
+            ),
             "TOKEN_MISSING" if self.raw_token.is_none() => "no token was sent: pass --token (or - to read it from stdin) or --username/--password".into(),
             "TOKEN_MISSING" => "the token was sent in the auth payload but did not arrive: a proxy or the server's auth.token_sources drops it".into(),
             "CONNECTION_LIMIT" | "RATE_LIMITED" => "a [limits] setting refused the connection: see the message".into(),
@@ -990,8 +998,8 @@ async fn recv(ws: &mut Ws, until: Instant) -> Recv {
         let left = until.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, ws.next()).await {
             Err(_) => return Recv::Timeout,
-            Ok(None) => return Recv::Closed("end of stream".into()),
-            Ok(Some(Err(e))) => return Recv::Closed(e.to_string()),
+            Ok(None) => return Recv::Closed(CUT.into()),
+            Ok(Some(Err(e))) => return Recv::Closed(closed_by(&e)),
             Ok(Some(Ok(Message::Text(t)))) => return Recv::Text(t.to_string()),
             Ok(Some(Ok(Message::Close(f)))) => {
                 return Recv::Closed(match f {
@@ -1001,6 +1009,29 @@ async fn recv(ws: &mut Ws, until: Instant) -> Recv {
             }
             Ok(Some(Ok(_))) => continue,
         }
+    }
+}
+
+const CUT: &str = "closed by the peer without a close frame";
+
+/// A dropped connection in words that do not depend on who noticed first (EOF or RST).
+fn closed_by(e: &tungstenite::Error) -> String {
+    use tungstenite::error::ProtocolError;
+    match e {
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+        | tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed => CUT.into(),
+        tungstenite::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            CUT.into()
+        }
+        other => other.to_string(),
     }
 }
 

@@ -717,3 +717,42 @@ async fn doctor_reports_a_proxy_that_cuts_quiet_connections() {
     assert!(hb.contains("held the socket 5s with"), "{hb}");
     assert!(hb.contains("no cut"), "{hb}");
 }
+
+#[tokio::test]
+async fn doctor_reads_a_strict_mode_refusal_and_a_missing_token() {
+    let app = spawn_with(|s| {
+        fast_pings(s);
+        s.auth.failure_mode = im_server::config::FailureMode::Strict;
+    })
+    .await;
+    let url = app.url("/im");
+    // Strict: the refusal is the CONNECT's connect_error, so `auth` fails.
+    let expired = forge(SECRET, "HS256", &claims(1, -3 * 3600));
+    let run = doctor(
+        &[
+            "--url",
+            &url,
+            "--origin",
+            ORIGIN,
+            "--token",
+            &expired,
+            "--api-key",
+            API_KEY,
+        ],
+        &[&expired, API_KEY],
+        true,
+    )
+    .await;
+    assert_eq!(only_failures(&run), ["auth"], "{}", run.stdout);
+    let auth = run.text("auth");
+    assert!(auth.contains("connect_error TOKEN_EXPIRED"), "{auth}");
+    assert!(auth.contains("verdict TOKEN_EXPIRED"), "{auth}");
+    assert_eq!(run.step("connected")["detail"], "skipped: auth failed");
+    // No credentials at all: the doctor says to pass some.
+    let run = doctor(&["--url", &url, "--origin", ORIGIN], &[], true).await;
+    assert_eq!(only_failures(&run), ["auth"]);
+    let auth = run.text("auth");
+    assert!(auth.contains("connect_error TOKEN_MISSING"), "{auth}");
+    assert!(auth.contains("pass --token"), "{auth}");
+    assert!(run.json["token"].is_null());
+}
