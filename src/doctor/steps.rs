@@ -143,6 +143,27 @@ impl Walk<'_> {
         let _ = ws.close(None).await;
     }
 
+    /// Send `req` with the page's `Origin`, as the browser would; no answer fails `step`.
+    async fn send(
+        &mut self,
+        step: &'static str,
+        what: &str,
+        req: reqwest::RequestBuilder,
+        hint: &str,
+    ) -> Option<reqwest::Response> {
+        match req.header("Origin", &self.target.origin).send().await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.push(Step::fail(
+                    step,
+                    format!("{what}: {}", error_chain(&e)),
+                    hint,
+                ));
+                None
+            }
+        }
+    }
+
     async fn tcp(&mut self) -> Option<Vec<std::net::SocketAddr>> {
         let t = self.target;
         let timeout = Duration::from_secs(self.args.timeout.max(1));
@@ -273,18 +294,10 @@ impl Walk<'_> {
 
     async fn health(&mut self) {
         let url = self.target.http("/health");
-        let resp = match self
-            .http
-            .get(&url)
-            .header("Origin", &self.target.origin)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                self.push(Step::fail(HEALTH, format!("GET /health: {}", error_chain(&e)), "the server accepted TCP but did not answer HTTP: is this port im-server (or its proxy)?"));
-                return;
-            }
+        let req = self.http.get(&url);
+        let hint = "the server accepted TCP but did not answer HTTP: is this port im-server (or its proxy)?";
+        let Some(resp) = self.send(HEALTH, "GET /health", req, hint).await else {
+            return;
         };
         let status = resp.status().as_u16();
         let location = header(&resp, "location");
@@ -349,26 +362,19 @@ impl Walk<'_> {
         // The same headers a browser's WebSocket upgrade carries, so the server can say which
         // of them arrived.
         let url = self.target.http("/debug/transport?expect=websocket");
-        let sent = self
+        let req = self
             .http
             .get(&url)
-            .header("Origin", &self.target.origin)
             .header("Upgrade", "websocket")
             .header("Connection", "Upgrade")
             .header("Sec-WebSocket-Version", "13")
-            .header("Sec-WebSocket-Key", "ZG9jdG9yLXByb2JlLWtleQ==")
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                self.push(Step::fail(
-                    TRANSPORT,
-                    format!("GET /debug/transport: {}", error_chain(&e)),
-                    "the server did not answer this HTTP request",
-                ));
-                return;
-            }
+            .header("Sec-WebSocket-Key", "ZG9jdG9yLXByb2JlLWtleQ==");
+        let hint = "the server did not answer this HTTP request";
+        let Some(resp) = self
+            .send(TRANSPORT, "GET /debug/transport", req, hint)
+            .await
+        else {
+            return;
         };
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -413,23 +419,10 @@ impl Walk<'_> {
         let url = self
             .target
             .eio(&format!("transport=polling&t=doctor{}", std::process::id()));
-        let resp = match self
-            .http
-            .get(&url)
-            .header("Origin", &self.target.origin)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                self.push(Step::fail(
-                    POLLING,
-                    format!("GET {path}?EIO=4&transport=polling: {}", error_chain(&e)),
-                    "the server did not answer the handshake request",
-                ));
-                return None;
-            }
-        };
+        let what = format!("GET {path}?EIO=4&transport=polling");
+        let req = self.http.get(&url);
+        let hint = "the server did not answer the handshake request";
+        let resp = self.send(POLLING, &what, req, hint).await?;
         let status = resp.status().as_u16();
         let acao = header(&resp, "access-control-allow-origin");
         let text = resp.text().await.unwrap_or_default();
@@ -513,32 +506,22 @@ impl Walk<'_> {
             return;
         };
         let url = self.target.eio("transport=polling&t=doctor-preflight");
-        let pre = self
+        let req = self
             .http
             .request(reqwest::Method::OPTIONS, &url)
-            .header("Origin", origin)
             .header("Access-Control-Request-Method", "GET")
-            .header("Access-Control-Request-Headers", "authorization")
-            .send()
-            .await;
-        let (pre_status, pre_acao) = match pre {
-            Ok(r) => (
-                r.status().as_u16(),
-                header(&r, "access-control-allow-origin"),
-            ),
-            Err(e) => {
-                self.push(Step::fail(
-                    CORS,
-                    format!(
-                        "preflight OPTIONS {}: {}",
-                        self.target.path,
-                        error_chain(&e)
-                    ),
-                    "the preflight got no answer",
-                ));
-                return;
-            }
+            .header("Access-Control-Request-Headers", "authorization");
+        let what = format!("preflight OPTIONS {}", self.target.path);
+        let Some(pre) = self
+            .send(CORS, &what, req, "the preflight got no answer")
+            .await
+        else {
+            return;
         };
+        let (pre_status, pre_acao) = (
+            pre.status().as_u16(),
+            header(&pre, "access-control-allow-origin"),
+        );
         let allows = |v: &Option<String>| v.as_deref().is_some_and(|v| v == origin || v == "*");
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
         let detail = format!(

@@ -287,14 +287,7 @@ async fn doctor_names_nothing_listening() {
 async fn doctor_sees_a_proxy_that_drops_the_upgrade_headers() {
     let app = spawn_with(fast_pings).await;
     let token = app.login("admin", PASSWORD).await;
-    let p = Proxy::start(
-        vec![app.addr],
-        ProxyOptions {
-            strip_upgrade: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let p = Proxy::start(vec![app.addr], ProxyOptions::strip_upgrade()).await;
     let run = doctor(
         &[
             "--url",
@@ -440,14 +433,7 @@ async fn doctor_stops_at_an_untrusted_certificate_unless_insecure() {
     let app = spawn_with(fast_pings).await;
     let token = app.login("admin", PASSWORD).await;
     let (acceptor, pem) = proxy::self_signed();
-    let p = Proxy::start(
-        vec![app.addr],
-        ProxyOptions {
-            tls: Some(acceptor),
-            ..Default::default()
-        },
-    )
-    .await;
+    let p = Proxy::start(vec![app.addr], ProxyOptions::tls(acceptor)).await;
     let url = p.url("https", "/im");
     let run = doctor(
         &["--url", &url, "--origin", ORIGIN, "--token", &token],
@@ -642,39 +628,28 @@ async fn doctor_sees_missing_sticky_sessions_behind_two_nodes() {
     assert_eq!(run.status("connected"), "ok");
 }
 
-#[tokio::test]
-async fn doctor_reports_a_proxy_that_cuts_quiet_connections() {
-    // Pings every 4 s, a proxy that cuts after 1.5 s of silence: every idle socket dies.
+/// A server pinging every `ping_ms` behind a proxy that cuts connections quiet for `cut`,
+/// and the doctor holding the socket `wait` seconds.
+async fn held_behind_idle_cut(ping_ms: u64, timeout_ms: u64, cut: Duration, wait: &str) -> Run {
     let app = spawn_with(|s| {
         fast_pings(s);
-        s.socketio.ping_interval_ms = 4000;
-        s.socketio.ping_timeout_ms = 2000;
+        s.socketio.ping_interval_ms = ping_ms;
+        s.socketio.ping_timeout_ms = timeout_ms;
     })
     .await;
     let token = app.login("admin", PASSWORD).await;
-    let p = Proxy::start(
-        vec![app.addr],
-        ProxyOptions {
-            idle_cut: Some(Duration::from_millis(1500)),
-            ..Default::default()
-        },
-    )
-    .await;
-    let run = doctor(
-        &[
-            "--url",
-            &p.url("http", "/im"),
-            "--origin",
-            ORIGIN,
-            "--token",
-            &token,
-            "--wait",
-            "8",
-        ],
-        &[&token],
-        true,
-    )
-    .await;
+    let p = Proxy::start(vec![app.addr], ProxyOptions::idle_cut(cut)).await;
+    let url = p.url("http", "/im");
+    let args = [
+        "--url", &url, "--origin", ORIGIN, "--token", &token, "--wait", wait,
+    ];
+    doctor(&args, &[&token], true).await
+}
+
+#[tokio::test]
+async fn doctor_reports_a_proxy_that_cuts_quiet_connections() {
+    // Pings every 4 s, a proxy that cuts after 1.5 s of silence: every idle socket dies.
+    let run = held_behind_idle_cut(4000, 2000, Duration::from_millis(1500), "8").await;
     assert_eq!(run.code, 1);
     assert_eq!(only_failures(&run), ["heartbeat"], "{}", run.stdout);
     let hb = run.text("heartbeat");
@@ -687,31 +662,7 @@ async fn doctor_reports_a_proxy_that_cuts_quiet_connections() {
     assert!(hb.contains("proxy_read_timeout 60s"), "{hb}");
 
     // Pings every second keep the same kind of proxy (3 s) happy for the whole --wait.
-    let app = spawn_with(fast_pings).await;
-    let token = app.login("admin", PASSWORD).await;
-    let p = Proxy::start(
-        vec![app.addr],
-        ProxyOptions {
-            idle_cut: Some(Duration::from_secs(3)),
-            ..Default::default()
-        },
-    )
-    .await;
-    let run = doctor(
-        &[
-            "--url",
-            &p.url("http", "/im"),
-            "--origin",
-            ORIGIN,
-            "--token",
-            &token,
-            "--wait",
-            "5",
-        ],
-        &[&token],
-        true,
-    )
-    .await;
+    let run = held_behind_idle_cut(1000, 1000, Duration::from_secs(3), "5").await;
     assert_eq!(run.code, 0, "{}", run.stdout);
     let hb = run.text("heartbeat");
     assert!(hb.contains("held the socket 5s with"), "{hb}");

@@ -645,7 +645,8 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
     );
     tokens.push(good);
 
-    doctor_examples(&s, &db, &admin, &mut ex, &mut outputs, &mut tokens).await;
+    let good = login("admin", "admin123").await;
+    doctor_examples(&s, &db, &admin, good, &mut ex, &mut outputs, &mut tokens).await;
 
     // Nothing printed anywhere carries a secret, a hash or a whole token.
     let log = s.lines.lock().unwrap().join("\n");
@@ -695,6 +696,7 @@ async fn doctor_examples(
     s: &Server,
     db: &sea_orm::DatabaseConnection,
     admin: &entity::users::Model,
+    good: String,
     ex: &mut BTreeMap<String, String>,
     outputs: &mut Vec<String>,
     tokens: &mut Vec<String>,
@@ -733,16 +735,8 @@ async fn doctor_examples(
         (code, out)
     };
     let addr = s.base.trim_start_matches("http://").parse().unwrap();
-    let p = Proxy::start(
-        vec![addr],
-        ProxyOptions {
-            strip_upgrade: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let p = Proxy::start(vec![addr], ProxyOptions::strip_upgrade()).await;
     let proxied = p.url("http", "/im");
-    let good = login_token(s).await;
     let no_upgrade = async {
         let args = [
             "doctor", "--url", &proxied, "--origin", ORIGIN, "--token", &good,
@@ -796,19 +790,6 @@ async fn doctor_examples(
     }
     tokens.push(good);
     tokens.push(expired);
-}
-
-async fn login_token(s: &Server) -> String {
-    let body: Value = reqwest::Client::new()
-        .post(s.url("/auth/login"))
-        .json(&json!({"username": "admin", "password": "admin123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["data"]["token"].as_str().unwrap().to_string()
 }
 
 /// `(name, byte range of the block's content)` for every marker pair in the doc.

@@ -24,6 +24,29 @@ pub struct ProxyOptions {
     pub tls: Option<TlsAcceptor>,
 }
 
+impl ProxyOptions {
+    pub fn strip_upgrade() -> ProxyOptions {
+        ProxyOptions {
+            strip_upgrade: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn idle_cut(after: Duration) -> ProxyOptions {
+        ProxyOptions {
+            idle_cut: Some(after),
+            ..Default::default()
+        }
+    }
+
+    pub fn tls(acceptor: TlsAcceptor) -> ProxyOptions {
+        ProxyOptions {
+            tls: Some(acceptor),
+            ..Default::default()
+        }
+    }
+}
+
 /// A running proxy; stops when dropped. Connections go to `targets` in turn (round robin).
 pub struct Proxy {
     pub addr: SocketAddr,
