@@ -148,17 +148,24 @@ pub async fn run(mut args: DoctorArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = match steps::walk(&args, &target).await {
+    // A terminal sees each step as it ends (the heartbeat may wait a whole ping interval).
+    let live = (!args.json).then(output::colour);
+    if live.is_some() {
+        print!(
+            "{}",
+            output::header(&target.url, &target.origin, &target.namespace)
+        );
+    }
+    let report = match steps::walk(&args, &target, live).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if args.json {
-        output::print_json(&report);
-    } else {
-        output::print_human(&report);
+    match live {
+        Some(colour) => print!("{}", output::result(&report.steps, colour)),
+        None => output::print_json(&report),
     }
     if report.ok {
         ExitCode::SUCCESS

@@ -1,9 +1,9 @@
-//! The report for a terminal (one line per step, the detail and the fix indented under a
-//! failure, colour only when stdout is a TTY and NO_COLOR is unset) or as JSON.
+//! The report for a terminal (one line per step, printed as each step ends, the fix indented
+//! under a failure, colour only when stdout is a TTY and NO_COLOR is unset) or as JSON.
 
 use std::io::IsTerminal;
 
-use super::{Report, Status};
+use super::{Report, Status, Step};
 
 pub fn print_json(report: &Report) {
     println!(
@@ -12,56 +12,61 @@ pub fn print_json(report: &Report) {
     );
 }
 
-pub fn print_human(report: &Report) {
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", render(report, colour));
+/// Whether the terminal gets colour: stdout is a TTY and NO_COLOR is unset.
+pub fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-pub fn render(report: &Report, colour: bool) -> String {
-    let paint = |code: &str, text: &str| {
-        if colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+fn paint(colour: bool, code: &str, text: &str) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+pub fn header(url: &str, origin: &str, namespace: &str) -> String {
+    format!("im-server doctor {url}  (origin {origin}, namespace {namespace})\n")
+}
+
+/// A step's line, and its `fix:` line under a failure.
+pub fn step(s: &Step, colour: bool) -> String {
+    let (label, code) = match s.status {
+        Status::Ok => ("ok  ", "32"),
+        Status::Fail => ("FAIL", "1;31"),
+        Status::Skip => ("skip", "2"),
     };
     let mut out = format!(
-        "im-server doctor {}  (origin {}, namespace {})\n",
-        report.url, report.origin, report.namespace
+        "{} {:<10} {}\n",
+        paint(colour, code, label),
+        s.name,
+        s.detail
     );
-    for s in &report.steps {
-        let (label, code) = match s.status {
-            Status::Ok => ("ok  ", "32"),
-            Status::Fail => ("FAIL", "1;31"),
-            Status::Skip => ("skip", "2"),
-        };
+    if let Some(h) = &s.hint {
         out.push_str(&format!(
-            "{} {:<10} {}\n",
-            paint(code, label),
-            s.name,
-            s.detail
+            "     {:<10} {} {h}\n",
+            "",
+            paint(colour, "33", "fix:")
         ));
-        if let Some(h) = &s.hint {
-            out.push_str(&format!("     {:<10} {} {h}\n", "", paint("33", "fix:")));
-        }
     }
-    let failed: Vec<&str> = report
-        .steps
+    out
+}
+
+pub fn result(steps: &[Step], colour: bool) -> String {
+    let failed: Vec<&str> = steps
         .iter()
         .filter(|s| s.status == Status::Fail)
         .map(|s| s.name)
         .collect();
-    if failed.is_empty() {
-        out.push_str(&paint("32", "result: every step that applies is ok\n"));
-    } else {
-        out.push_str(&paint(
+    match failed.first() {
+        None => paint(colour, "32", "result: every step that applies is ok\n"),
+        Some(first) => paint(
+            colour,
             "1;31",
             &format!(
-                "result: {} failed; the first broken link is `{}`\n",
-                failed.join(", "),
-                failed[0]
+                "result: {} failed; the first broken link is `{first}`\n",
+                failed.join(", ")
             ),
-        ));
+        ),
     }
-    out
 }

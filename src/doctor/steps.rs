@@ -50,9 +50,15 @@ struct Walk<'a> {
     raw_token: Option<String>,
     /// When a server ping was answered while waiting for something else.
     pings: u32,
+    live: Option<bool>,
 }
 
-pub async fn walk(args: &DoctorArgs, target: &Target) -> Result<Report, String> {
+/// Walk every step; with `live` (`Some(colour)`), print each step's lines as it ends.
+pub async fn walk(
+    args: &DoctorArgs,
+    target: &Target,
+    live: Option<bool>,
+) -> Result<Report, String> {
     let roots = link::load_ca(args)?;
     let http = link::http_client(args, &roots)?;
     let mut w = Walk {
@@ -64,6 +70,7 @@ pub async fn walk(args: &DoctorArgs, target: &Target) -> Result<Report, String> 
         token: None,
         raw_token: None,
         pings: 0,
+        live,
     };
     w.run(&roots).await;
     let ok = w.steps.iter().all(|s| s.status != Status::Fail);
@@ -80,6 +87,11 @@ pub async fn walk(args: &DoctorArgs, target: &Target) -> Result<Report, String> 
 impl Walk<'_> {
     fn push(&mut self, step: Step) -> bool {
         let ok = step.status != Status::Fail;
+        if let Some(colour) = self.live {
+            use std::io::Write as _;
+            print!("{}", super::output::step(&step, colour));
+            let _ = std::io::stdout().flush();
+        }
         self.steps.push(step);
         ok
     }
@@ -88,8 +100,7 @@ impl Walk<'_> {
     fn skip_rest(&mut self, failed: &str, extra: &str) {
         for name in ALL {
             if !self.steps.iter().any(|s| s.name == name) {
-                self.steps
-                    .push(Step::skip(name, format!("skipped: {failed} failed{extra}")));
+                self.push(Step::skip(name, format!("skipped: {failed} failed{extra}")));
             }
         }
     }
@@ -358,18 +369,13 @@ impl Walk<'_> {
         self.push(step);
     }
 
+    /// `GET /debug/transport` twice: as a plain request (its hints are this step's verdict),
+    /// and with a browser's WebSocket upgrade headers, to learn whether they survive the way
+    /// in. That second answer only informs the `websocket` step: many proxies pass `Upgrade`
+    /// for the Socket.IO path alone, so a missing one here is not a failure by itself.
     async fn transport(&mut self) {
-        // The same headers a browser's WebSocket upgrade carries, so the server can say which
-        // of them arrived.
-        let url = self.target.http("/debug/transport?expect=websocket");
-        let req = self
-            .http
-            .get(&url)
-            .header("Upgrade", "websocket")
-            .header("Connection", "Upgrade")
-            .header("Sec-WebSocket-Version", "13")
-            .header("Sec-WebSocket-Key", "ZG9jdG9yLXByb2JlLWtleQ==");
         let hint = "the server did not answer this HTTP request";
+        let req = self.http.get(self.target.http("/debug/transport"));
         let Some(resp) = self
             .send(TRANSPORT, "GET /debug/transport", req, hint)
             .await
@@ -383,23 +389,35 @@ impl Walk<'_> {
             self.push(Step::skip(TRANSPORT, format!("GET /debug/transport answered {status}: an older im-server, or a proxy that forwards only {}", self.target.path)));
             return;
         }
-        let arrived = d["websocket"]["upgrade_arrived"].as_bool();
+        let upgrade = self
+            .http
+            .get(self.target.http("/debug/transport?expect=websocket"))
+            .header("Origin", &self.target.origin)
+            .header("Upgrade", "websocket")
+            .header("Connection", "Upgrade")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "ZG9jdG9yLXByb2JlLWtleQ==");
+        let seen = match upgrade.send().await {
+            Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        let arrived = seen["data"]["websocket"]["upgrade_arrived"].as_bool();
         self.upgrade_arrived = arrived;
         let detail = format!(
-            "the server saw: scheme {}, host {}, client address {}, Upgrade {}, Origin {} {}",
+            "the server saw: scheme {}, host {}, client address {}, Origin {} {}; a request with WebSocket upgrade headers: Upgrade {}",
             str_of(&d["scheme"]),
             str_of(&d["host"]),
             str_of(&d["client_address"]),
-            if arrived == Some(true) {
-                "arrived"
-            } else {
-                "did NOT arrive"
-            },
             str_of(&d["origin"]["value"]),
             if d["origin"]["allowed"] == true {
                 "allowed"
             } else {
                 "NOT allowed"
+            },
+            match arrived {
+                Some(true) => "arrived",
+                Some(false) => "did NOT arrive (see the websocket step)",
+                None => "not checked",
             },
         );
         let hints: Vec<&str> = d["hints"]
