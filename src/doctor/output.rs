@@ -70,3 +70,32 @@ pub fn result(steps: &[Step], colour: bool) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_when_asked_and_a_fix_line_under_a_failure() {
+        let ok = Step::ok("tcp", "127.0.0.1:3000 accepts TCP connections");
+        let bad = Step::fail("cors", "no Access-Control-Allow-Origin", "add the origin");
+        assert_eq!(
+            step(&ok, false),
+            "ok   tcp        127.0.0.1:3000 accepts TCP connections\n"
+        );
+        assert_eq!(
+            step(&bad, false),
+            "FAIL cors       no Access-Control-Allow-Origin\n                fix: add the origin\n"
+        );
+        assert!(step(&ok, true).starts_with("\x1b[32mok  \x1b[0m tcp"));
+        assert!(step(&bad, true).contains("\x1b[1;31mFAIL\x1b[0m"));
+        assert_eq!(
+            result(&[ok.clone(), bad.clone()], false),
+            "result: cors failed; the first broken link is `cors`\n"
+        );
+        assert_eq!(
+            result(&[ok], false),
+            "result: every step that applies is ok\n"
+        );
+    }
+}
