@@ -456,12 +456,12 @@ impl Walk<'_> {
                 self.push(Step::fail(POLLING, format!("{what}, but {e}"), format!("something other than im-server answers {path} (a single-page app's catch-all route, another service): route {path} to im-server, or set --path to the client's `path` option")));
                 return None;
             }
-            (404, _) | (400, _) if !text.contains("\"code\"") || status == 404 => {
-                self.push(Step::fail(POLLING, format!("{what}: {}", eio::preview(&text)), format!("no Engine.IO server at {path}: im-server serves /socket.io/ (io(\"https://HOST/im\") connects to path /socket.io/ with namespace /im). The client's `path` option, or a proxy location that adds or strips a prefix, sends it elsewhere")));
+            (400, _) if engine_io_error(&text) => {
+                self.push(Step::fail(POLLING, format!("{what}: {}", eio::preview(&text)), "the server refused the Engine.IO handshake itself: check the client's protocol version (socket.io-client 2.x needs EIO=3) and the query the proxy passes on"));
                 return None;
             }
-            (400, _) => {
-                self.push(Step::fail(POLLING, format!("{what}: {}", eio::preview(&text)), "the server refused the Engine.IO handshake itself: check the client's protocol version (socket.io-client 2.x needs EIO=3) and the query the proxy passes on"));
+            (400..=499, _) => {
+                self.push(Step::fail(POLLING, format!("{what}: {}", eio::preview(&text)), format!("no Engine.IO server at {path}: im-server serves /socket.io/ (io(\"https://HOST/im\") connects to path /socket.io/ with namespace /im). The client's `path` option, or a proxy location that adds or strips a prefix, sends it elsewhere")));
                 return None;
             }
             (502..=504, _) => {
@@ -1036,6 +1036,15 @@ fn closed_by(e: &tungstenite::Error) -> String {
     }
 }
 
+/// Engine.IO's own refusals are `{"code": <digits>, "message"}` (im-server's are words).
+fn engine_io_error(body: &str) -> bool {
+    serde_json::from_str::<Value>(body).is_ok_and(|v| match &v["code"] {
+        Value::Number(_) => true,
+        Value::String(c) => !c.is_empty() && c.chars().all(|ch| ch.is_ascii_digit()),
+        _ => false,
+    })
+}
+
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
         .get(name)
@@ -1064,4 +1073,22 @@ fn error_chain(e: &reqwest::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_io_error;
+
+    #[test]
+    fn engine_io_refusals_are_told_from_a_wrong_path_answer() {
+        assert!(engine_io_error(
+            r#"{"code":"1","message":"Session ID unknown"}"#
+        ));
+        assert!(engine_io_error(r#"{"code":3,"message":"Bad request"}"#));
+        // im-server's own answer for a route it does not have: the path is wrong.
+        assert!(!engine_io_error(
+            r#"{"success":false,"code":"BAD_REQUEST","message":"no route for GET /api/socket.io/"}"#
+        ));
+        assert!(!engine_io_error("<html>404</html>"));
+    }
 }
