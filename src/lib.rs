@@ -18,6 +18,7 @@
 //! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or
 //!   via Redis, and the socket records.
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
+//! - [`doctor`]: `im-server doctor`, the same chain walked from the client's side (no server state).
 //! - [`ids`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
 //!
 //! # What points where (no cycles)
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -75,6 +75,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Walk the chain a browser takes to /im (tcp … heartbeat) and name the first broken link.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -139,6 +141,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve => serve(loaded).await,
         Command::Config { fingerprint, json } => Ok(print_config(&loaded, fingerprint, json)?),
         Command::Token { command } => token::run(&loaded, command).await,
+        Command::Doctor(args) => Ok(crate::doctor::run(args).await),
         Command::Migrate { action, steps } => Ok(migrate(&loaded.settings, action, steps).await?),
         Command::User {
             command:

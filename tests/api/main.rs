@@ -8,6 +8,7 @@ mod auth_http;
 mod config;
 mod debug_transport;
 mod diagnose;
+mod doctor;
 mod handshake;
 mod health;
 mod live_sessions;

@@ -635,6 +635,9 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
     assert_eq!(rc, 0, "{}", ex["ok-inspect"]);
     tokens.push(good);
 
+    let good = login("admin", "admin123").await;
+    doctor_examples(&s, &db, &admin, good, &mut ex, &mut outputs, &mut tokens).await;
+
     // Nothing printed anywhere carries a secret, a hash or a whole token.
     let log = s.lines.lock().unwrap().join("\n");
     outputs.push(log);
@@ -675,6 +678,108 @@ async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
     let ex = ex.into_iter().map(|(k, v)| (k, norm.apply(&v))).collect();
     drop(db);
     (ex, outputs)
+}
+
+/// The guide's first section: `im-server doctor` on a healthy chain, through a proxy that
+/// drops the WebSocket upgrade, and with an expired token (explained through the API key).
+async fn doctor_examples(
+    s: &Server,
+    db: &sea_orm::DatabaseConnection,
+    admin: &entity::users::Model,
+    good: String,
+    ex: &mut BTreeMap<String, String>,
+    outputs: &mut Vec<String>,
+    tokens: &mut Vec<String>,
+) {
+    use crate::doctor::proxy::{Proxy, ProxyOptions};
+    let health: Value = reqwest::get(s.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let node = health["node_id"].as_str().unwrap().to_string();
+    // Per-run values the shared normalizer does not know: this node's id, live connections.
+    let tidy = |out: &str| {
+        let mut t = out.replace(&node, "<node>");
+        for n in 0..10 {
+            t = t.replace(&format!(", {n} connection(s)"), ", <n> connection(s)");
+        }
+        t
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = s.url("/im");
+    let healthy = async {
+        let env = vec![("IM_DOCTOR_PASSWORD", "admin123".to_string())];
+        let args = [
+            "doctor",
+            "--url",
+            &url,
+            "--origin",
+            ORIGIN,
+            "--username",
+            "admin",
+        ];
+        let (code, out, err) = im_server(dir.path(), &env, &args, None).await;
+        assert_eq!(code, 0, "{out}{err}");
+        (code, out)
+    };
+    let addr = s.base.trim_start_matches("http://").parse().unwrap();
+    let p = Proxy::start(vec![addr], ProxyOptions::strip_upgrade()).await;
+    let proxied = p.url("http", "/im");
+    let no_upgrade = async {
+        let args = [
+            "doctor", "--url", &proxied, "--origin", ORIGIN, "--token", &good,
+        ];
+        let (code, out, err) = im_server(dir.path(), &[], &args, None).await;
+        assert_eq!(code, 1, "{out}{err}");
+        (code, out)
+    };
+    let now = Utc::now().timestamp();
+    let expired = issue(db, &login_claims(admin, now - 27 * 3600, now - 3 * 3600)).await;
+    let refused = async {
+        let env = vec![("IM_DOCTOR_API_KEY", API_KEY.to_string())];
+        let args = [
+            "doctor", "--url", &url, "--origin", ORIGIN, "--token", &expired,
+        ];
+        let (code, out, err) = im_server(dir.path(), &env, &args, None).await;
+        assert_eq!(code, 1, "{out}{err}");
+        (code, out)
+    };
+    // The healthy run waits one ping round (25 s): the others run meanwhile.
+    let ((c1, ok), (c2, upgrade), (c3, token)) = tokio::join!(healthy, no_upgrade, refused);
+    for (name, command, code, out) in [
+        (
+            "doctor-ok",
+            format!(
+                "IM_DOCTOR_PASSWORD=… im-server doctor --url {url} --origin {ORIGIN} --username admin"
+            ),
+            c1,
+            ok,
+        ),
+        (
+            "doctor-no-upgrade",
+            format!("im-server doctor --url {proxied} --origin {ORIGIN} --token \"$TOKEN\""),
+            c2,
+            upgrade,
+        ),
+        (
+            "doctor-expired",
+            format!(
+                "IM_DOCTOR_API_KEY=… im-server doctor --url {url} --origin {ORIGIN} --token \"$TOKEN\""
+            ),
+            c3,
+            token,
+        ),
+    ] {
+        outputs.push(out.clone());
+        ex.insert(
+            name.into(),
+            fenced("text", &session(&command, &tidy(&out), code)),
+        );
+    }
+    tokens.push(good);
+    tokens.push(expired);
 }
 
 /// `(name, byte range of the block's content)` for every marker pair in the doc.
