@@ -11,8 +11,8 @@ use im_server::config::Secret;
 use serde_json::Value;
 
 use self::proxy::{Proxy, ProxyOptions};
-use crate::tokens::{claims, forge};
 use crate::helpers::*;
+use crate::tokens::{claims, forge};
 
 const ORIGIN: &str = "https://chat.example.com";
 const API_KEY: &str = "doctor-test-api-key-0123456789";
