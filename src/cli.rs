@@ -45,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::auth::diagnose::cli::TokenCommand,
     },
+    /// The Socket.IO Admin UI (`admin hash-password`).
+    Admin {
+        #[command(subcommand)]
+        command: crate::admin::hash_cli::AdminCommand,
+    },
     /// Print the effective configuration (secrets redacted) and where each value came from.
     Config {
         /// Print only the config fingerprint (compare it across services and nodes).
@@ -118,6 +123,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, ConfigError> {
         Command::Serve => serve(loaded).await,
         Command::Config { fingerprint, json } => print_config(&loaded, fingerprint, json),
         Command::Token { command } => crate::auth::diagnose::cli::run(&loaded, command).await,
+        Command::Admin { command } => crate::admin::hash_cli::run(command).await,
         Command::Migrate { action, steps } => migrate(&loaded.settings, action, steps).await,
         Command::User {
             command:

@@ -212,6 +212,8 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub socketio: SocketIoSettings,
     pub log: LogSettings,
+    /// `[admin]`: the Socket.IO Admin UI (contract §13); off unless credentials are set.
+    pub admin: crate::admin::AdminSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -363,6 +365,7 @@ impl Default for Settings {
                 level: "info,sqlx::postgres::notice=warn".into(),
                 format: LogFormat::Text,
             },
+            admin: crate::admin::AdminSettings::default(),
         }
     }
 }
@@ -677,6 +680,7 @@ impl Settings {
                 "ping interval and timeout must be above 0",
             ));
         }
+        self.admin.validate()?;
         Ok(())
     }
 

@@ -13,8 +13,10 @@
 //! - [`http`]: the JSON API, one `router()` per module; the client-demo page.
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
 //! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or via Redis.
+//! - [`admin`]: the Socket.IO Admin UI on `/admin` (namespace and page).
 //! - [`users`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`], [`state`].
 
+pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod cli;

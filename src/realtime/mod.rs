@@ -204,6 +204,7 @@ pub async fn build_local(state: AppState) -> anyhow::Result<SocketIoLayer> {
     // socket.io-client 2.x (Engine.IO v3) connects to `/` first; without it the session fails.
     io.ns("/", async || {});
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake));
+    crate::admin::register(&io, &state, None);
     Ok(layer)
 }
 
@@ -215,6 +216,7 @@ pub async fn build_cluster(
 ) -> anyhow::Result<SocketIoLayer<redis_driver::ClusterAdapter<socketioxide::adapter::Emitter>>> {
     let driver = redis_driver::CmDriver::new(client).await?;
     let revocations = driver.clone();
+    let revocations_bus = driver.clone();
     listen_for_revocations(&revocations, &state).await?;
     let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         driver,
@@ -228,6 +230,9 @@ pub async fn build_cluster(
     io.ns("/", async || {}).await?;
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))
         .await?;
+    if let Some(admin) = crate::admin::register(&io, &state, Some(revocations_bus)) {
+        admin.await?;
+    }
     Ok(layer)
 }
 
