@@ -59,7 +59,11 @@ pub enum Login {
 }
 
 /// The check run by the `/admin` connect middleware.
-pub async fn check(state: &AppState, parts: &Parts, auth: Option<&Value>) -> Result<Login, AppError> {
+pub async fn check(
+    state: &AppState,
+    parts: &Parts,
+    auth: Option<&Value>,
+) -> Result<Login, AppError> {
     let settings = state.settings();
     let (username, hash) = settings
         .admin
@@ -132,7 +136,10 @@ fn origin_ok(state: &AppState, parts: &Parts) -> bool {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Issues and checks session ids for one set of admin credentials.
@@ -161,7 +168,10 @@ impl Sessions {
     }
 
     fn issue(&self, expires: i64) -> String {
-        format!("{expires}.{}", hex::encode(self.mac(expires).finalize().into_bytes()))
+        format!(
+            "{expires}.{}",
+            hex::encode(self.mac(expires).finalize().into_bytes())
+        )
     }
 
     fn verify(&self, session_id: &str, now: i64) -> bool {
@@ -189,6 +199,17 @@ mod tests {
         assert!(HashKind::parse("$2b$10$short").is_err());
     }
 
+    #[tokio::test]
+    async fn bcrypt_and_argon2id_hashes_both_verify() {
+        let bcrypt = Secret::new(bcrypt::hash("ops-pass", 4).unwrap());
+        assert!(verify_password("ops-pass".into(), &bcrypt).await);
+        assert!(!verify_password("ops-pas".into(), &bcrypt).await);
+        let argon = Secret::new(password::hash("ops-pass".into()).await.unwrap());
+        assert!(verify_password("ops-pass".into(), &argon).await);
+        assert!(!verify_password("other".into(), &argon).await);
+        assert!(!verify_password("ops-pass".into(), &Secret::new("ops-pass")).await);
+    }
+
     #[test]
     fn a_session_id_is_bound_to_its_key_and_expiry() {
         let s = Sessions {
@@ -204,7 +225,10 @@ mod tests {
             key: [8; 32],
             username: "ops".into(),
         };
-        assert!(!other.verify(&id, 1000), "another password hash, another key");
+        assert!(
+            !other.verify(&id, 1000),
+            "another password hash, another key"
+        );
         assert!(!s.verify("garbage", 1000));
     }
 }

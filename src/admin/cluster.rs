@@ -16,7 +16,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide_redis::drivers::Driver;
 
 use super::Ctx;
-use super::snapshot::{self, AdminSocket};
+use super::snapshot::AdminSocket;
 
 const REQUESTS: &str = "im:admin:snapshot";
 const REPLY_WAIT: Duration = Duration::from_secs(3);
@@ -29,7 +29,7 @@ struct Request {
 
 /// This node's sockets, plus every other node's when running with Redis.
 pub async fn all_sockets<A: Adapter>(ctx: &Ctx<A>) -> Vec<AdminSocket> {
-    let mut sockets = snapshot::local_sockets(&ctx.io, &ctx.state);
+    let mut sockets = super::feed::snapshot(ctx).await;
     if let Some(bus) = &ctx.bus {
         match remote_sockets(bus, ctx.state.node_id()).await {
             Ok(more) => sockets.extend(more),
@@ -58,13 +58,20 @@ async fn remote_sockets(
         let deadline = tokio::time::Instant::now() + REPLY_WAIT;
         for _ in 0..others {
             match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some((_, payload))) => match serde_json::from_slice::<Vec<AdminSocket>>(&payload) {
-                    Ok(list) => out.extend(list),
-                    Err(e) => tracing::warn!(error = %e, "admin UI: a node sent a malformed snapshot"),
-                },
+                Ok(Some((_, payload))) => {
+                    match serde_json::from_slice::<Vec<AdminSocket>>(&payload) {
+                        Ok(list) => out.extend(list),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "admin UI: a node sent a malformed snapshot")
+                        }
+                    }
+                }
                 Ok(None) => break,
                 Err(_) => {
-                    tracing::warn!(expected = others, "admin UI: not every node answered in time");
+                    tracing::warn!(
+                        expected = others,
+                        "admin UI: not every node answered in time"
+                    );
                     break;
                 }
             }
@@ -95,7 +102,7 @@ pub fn spawn_responder<A: Adapter>(ctx: Arc<Ctx<A>>) {
             if req.from == ctx.state.node_id() {
                 continue;
             }
-            let sockets = snapshot::local_sockets(&ctx.io, &ctx.state);
+            let sockets = super::feed::snapshot(&ctx).await;
             match serde_json::to_vec(&sockets) {
                 Ok(body) => {
                     let _ = bus.publish(req.reply, body).await;

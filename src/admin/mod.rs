@@ -48,6 +48,8 @@ pub struct Ctx<A: Adapter> {
     pub state: AppState,
     /// With Redis: how [`cluster`] reaches the other nodes.
     pub bus: Option<CmDriver>,
+    /// The `/im` sockets of this node the admins were told about (see [`feed`]).
+    pub known: feed::Known,
 }
 
 impl<A: Adapter> Ctx<A> {
@@ -81,6 +83,7 @@ pub fn register<A: Adapter + DefinedAdapter>(
         io: io.clone(),
         state: state.clone(),
         bus,
+        known: Default::default(),
     });
     if ctx.bus.is_some() {
         cluster::spawn_responder(ctx.clone());

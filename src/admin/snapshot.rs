@@ -89,7 +89,11 @@ pub fn local_sockets<A: Adapter>(io: &SocketIo<A>, state: &AppState) -> Vec<Admi
         .collect()
 }
 
-pub fn serialize<A: Adapter>(s: &SocketRef<A>, shape: Shape, state: &AppState) -> Option<AdminSocket> {
+pub fn serialize<A: Adapter>(
+    s: &SocketRef<A>,
+    shape: Shape,
+    state: &AppState,
+) -> Option<AdminSocket> {
     let ss = s.extensions.get::<SocketSession>()?;
     let user = &ss.session.user;
     let parts = s.req_parts();
@@ -186,8 +190,8 @@ fn same_host(origin: &str, parts: &Parts) -> bool {
 }
 
 fn is_secure(parts: &Parts, state: &AppState) -> bool {
-    let peer_trusted = net::peer_addr(parts)
-        .is_some_and(|ip| state.settings().server.trust_proxy.trusts(ip));
+    let peer_trusted =
+        net::peer_addr(parts).is_some_and(|ip| state.settings().server.trust_proxy.trusts(ip));
     peer_trusted && net::header(parts, "x-forwarded-proto") == Some("https")
 }
 
