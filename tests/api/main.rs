@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth_http;
 mod config;
 mod debug_transport;
