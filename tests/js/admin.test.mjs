@@ -9,6 +9,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createConnection, createServer } from "node:net";
+import { readFileSync } from "node:fs";
 import { io } from "socket.io-client";
 import {
   SERVER_BIN,
@@ -339,6 +340,13 @@ describe("admin: the page", () => {
     assert.equal(font.headers.get("content-type"), "font/woff2");
     const missing = await server.http("GET", "/admin/nope.js");
     assert.equal(missing.status, 404);
+  });
+
+  test("the vendored build is the pinned npm version (admin-ui/vendor.sh was run after the last pin change)", () => {
+    const dir = new URL("../../admin-ui/", import.meta.url);
+    const pins = JSON.parse(readFileSync(new URL("package.json", dir))).dependencies;
+    const vendored = readFileSync(new URL("vendor/VERSION", dir), "utf8").trim();
+    assert.equal(vendored, `@socket.io/admin-ui ${pins["@socket.io/admin-ui"]}, @mdi/font ${pins["@mdi/font"]}`);
   });
 });
 
