@@ -227,14 +227,7 @@ pub fn server_stats<A: Adapter>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut b = http::Request::builder().uri(uri);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
+    use crate::auth::source::tests::parts;
 
     #[test]
     fn credentials_never_reach_the_ui() {

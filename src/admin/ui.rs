@@ -5,18 +5,11 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::header;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Redirect;
 use axum::routing::get;
 
-use crate::error::AppError;
+use crate::http::demo::{Asset, serve_embedded};
 use crate::state::AppState;
-
-struct Asset {
-    path: &'static str,
-    mime: &'static str,
-    body: &'static [u8],
-}
 
 const ASSETS: &[Asset] = include!("../../admin-ui/vendor/assets.rs");
 
@@ -27,26 +20,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
     }
     Router::new()
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
-        .route("/admin/", get(|| async { serve("index.html") }))
+        .route(
+            "/admin/",
+            get(|| async { serve_embedded(ASSETS, "index.html") }),
+        )
         .route(
             "/admin/{*path}",
-            get(|Path(path): Path<String>| async move { serve(&path) }),
+            get(|Path(path): Path<String>| async move { serve_embedded(ASSETS, &path) }),
         )
-}
-
-fn serve(path: &str) -> Response {
-    match ASSETS.iter().find(|a| a.path == path) {
-        Some(a) => (
-            [
-                (header::CONTENT_TYPE, a.mime),
-                // The file names of the build carry content hashes; index.html does not.
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            a.body,
-        )
-            .into_response(),
-        None => AppError::bad_request(format!("no file /admin/{path} in the Admin UI"))
-            .with_status_not_found()
-            .into_response(),
-    }
 }

@@ -4,11 +4,11 @@
 // button (that socket gets `error FORBIDDEN` then the server disconnect), and never a request
 // leaving 127.0.0.1. Screenshots go to test-artifacts/browser/admin-*.png.
 
-import { describe, it, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { io } from "socket.io-client";
-import { ADMIN, KEFU, SERVER_BIN, startServer, launchBrowser, shot, nextEvent, within, diagnostics } from "./lib.mjs";
+import { ADMIN, KEFU, SERVER_BIN, startServer, launchBrowser, shot, nextEvent, within, stepper } from "./lib.mjs";
 
 const STEP_MS = 60_000;
 const OPS = { username: "ops", password: "ops-pass-ui" };
@@ -17,24 +17,11 @@ describe("Admin UI in the browser", { timeout: 240_000 }, () => {
   let server;
   let browser;
   let page;
-  let failed = false;
   const sockets = {}; // name → {socket, id, events}
   const outside = []; // requests the page tried to send off this machine
   let kefuToken;
 
-  function step(name, fn) {
-    it(name, { timeout: STEP_MS }, async (t) => {
-      if (failed) return t.skip("an earlier step failed");
-      try {
-        await fn(t);
-      } catch (e) {
-        failed = true;
-        if (page) await shot(page, `admin-FAILED-${name.replace(/\W+/g, "-")}`);
-        e.message += `\n${diagnostics({ servers: [server], browser })}`;
-        throw e;
-      }
-    });
-  }
+  const step = stepper("admin", () => ({ page, servers: [server], browser }), STEP_MS);
 
   /** A socket.io-client /im socket from this process, recording what the server sends it. */
   async function imSocket(name, token, opts) {
