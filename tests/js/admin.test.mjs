@@ -295,6 +295,26 @@ describe("admin: read-only (the default)", () => {
   });
 });
 
+describe("admin: origins, production profile", () => {
+  let server;
+  before(async () => {
+    // production: cors.origins lists nothing by default, yet the page at /admin/ must connect
+    server = await startServer(adminEnv({ NODE_ENV: "production" }));
+  });
+  after(async () => server?.stop());
+
+  test("the server's own origin is let in; another origin gets ORIGIN_DENIED", async () => {
+    const ws = { transports: ["websocket"] };
+    const same = await admin(server, OPS, { ...ws, extraHeaders: { origin: server.url } });
+    same.socket.close();
+    assert.equal(same.rec.names()[0], "connect", JSON.stringify(same.rec.events));
+    const foreign = await admin(server, OPS, { ...ws, extraHeaders: { origin: "http://evil.example" } });
+    foreign.socket.close();
+    assert.deepEqual(foreign.rec.names(), ["connect_error"]);
+    assert.equal(foreign.rec.events[0].args[0].message, "ORIGIN_DENIED");
+  });
+});
+
 describe("admin: without [admin]", () => {
   let server;
   before(async () => {
