@@ -81,10 +81,24 @@ async fn remote_sockets(
     Ok(out)
 }
 
-/// Answer other nodes' snapshot requests with this node's sockets (runs for the server's life;
-/// the driver re-subscribes after a Redis restart).
+/// Answer other nodes' snapshot requests with this node's sockets, and note other nodes'
+/// "an admin is watching" ticks (runs for the server's life; the driver re-subscribes after a
+/// Redis restart).
 pub fn spawn_responder<A: Adapter>(ctx: Arc<Ctx<A>>) {
     let Some(bus) = ctx.bus.clone() else { return };
+    let watch_ctx = ctx.clone();
+    let watch_bus = bus.clone();
+    tokio::spawn(async move {
+        match watch_bus.subscribe(super::feed::WATCHING.into(), 16).await {
+            Ok(mut stream) => {
+                while stream.next().await.is_some() {
+                    watch_ctx.watch.seen();
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "admin UI: cannot listen for other nodes' \
+                admins; this node's changes reach them only while it has admins of its own"),
+        }
+    });
     tokio::spawn(async move {
         let mut stream = match bus.subscribe(REQUESTS.into(), 64).await {
             Ok(s) => s,

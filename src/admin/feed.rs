@@ -4,35 +4,66 @@
 //! first, so every socket an admin was shown is one whose disconnect will be announced.
 //! A socket that came and went within one tick is not shown; nothing on the `/im` connect
 //! path waits for the Admin UI.
+//!
+//! While no admin is connected anywhere the tick does nothing but notice that: nodes with an
+//! admin say so on Redis every tick ([`Watch`]), and a node that has heard nothing for
+//! [`WATCH_WINDOW`] stops comparing. When an admin appears, the snapshot it asks for
+//! re-learns the sockets silently (it shows them all anyway) and announcing resumes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
 
-use super::snapshot::{self, Shape};
+use super::snapshot::{self, Shape, room_label};
 use super::{Ctx, NAMESPACE};
 use crate::realtime::NAMESPACE as IM;
 
 /// The Node server emits `server_stats` every 2 s; the UI marks a server unhealthy after 10 s.
 pub const TICK: Duration = Duration::from_secs(2);
+/// How long one sign of an admin (local socket, heartbeat, snapshot request) keeps a node
+/// comparing.
+pub const WATCH_WINDOW: Duration = Duration::from_secs(7);
 
-/// What this node told the admins: socket id → the shape last announced, and the connections
+/// What this node told the admins: socket → the shape last announced, and the connections
 /// and disconnections announced since the last `server_stats`. Locked across a whole step, so
 /// the tick and a snapshot never announce the same change twice.
 #[derive(Default)]
 pub struct Tracked {
-    sockets: HashMap<String, Shape>,
+    sockets: HashMap<Sid, Shape>,
+    /// `false` after a pause: `sockets` is stale and is re-learnt without announcing.
+    active: bool,
     connections: u64,
     disconnections: u64,
 }
 
 pub type Known = tokio::sync::Mutex<Tracked>;
+
+/// When this node last had a sign that an admin is connected somewhere.
+#[derive(Default)]
+pub struct Watch(std::sync::Mutex<Option<Instant>>);
+
+impl Watch {
+    pub fn seen(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    fn recent(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < WATCH_WINDOW)
+    }
+}
+
+/// The Redis channel on which nodes with an admin connected say so every tick.
+pub const WATCHING: &str = "im:admin:watching";
 
 pub fn spawn<A: Adapter>(ctx: Arc<Ctx<A>>) {
     tokio::spawn(async move {
@@ -40,9 +71,24 @@ pub fn spawn<A: Adapter>(ctx: Arc<Ctx<A>>) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let current = snapshot::local_shapes(&ctx.io);
+            let local_admins = ctx
+                .io
+                .of(NAMESPACE)
+                .is_some_and(|ns| !ns.sockets().is_empty());
+            if local_admins {
+                ctx.watch.seen();
+                if let Some(bus) = &ctx.bus {
+                    use socketioxide_redis::drivers::Driver;
+                    let _ = bus.publish(WATCHING.into(), vec![]).await;
+                }
+            }
+            if !ctx.watch.recent() {
+                ctx.known.lock().await.active = false;
+                continue;
+            }
             let aggregated = {
                 let mut tracked = ctx.known.lock().await;
+                let current = current(&ctx, &tracked);
                 step(&ctx, &mut tracked, &current).await;
                 tracked.take_aggregated()
             };
@@ -54,13 +100,18 @@ pub fn spawn<A: Adapter>(ctx: Arc<Ctx<A>>) {
 
 /// This node's sockets for `all_sockets`, after announcing what changed since the last tick.
 pub async fn snapshot<A: Adapter>(ctx: &Ctx<A>) -> Vec<snapshot::AdminSocket> {
-    let current = snapshot::local_shapes(&ctx.io);
+    ctx.watch.seen();
     let mut tracked = ctx.known.lock().await;
+    let current = current(ctx, &tracked);
     step(ctx, &mut tracked, &current).await;
     current
         .into_iter()
         .filter_map(|(s, shape)| snapshot::serialize(&s, shape, &ctx.state))
         .collect()
+}
+
+fn current<A: Adapter>(ctx: &Ctx<A>, tracked: &Tracked) -> Vec<(SocketRef<A>, Shape)> {
+    snapshot::local_shapes(&ctx.io, &|sid| tracked.sockets.contains_key(&sid))
 }
 
 impl Tracked {
@@ -79,14 +130,19 @@ impl Tracked {
     }
 }
 
-/// Announce how `current` differs from what was announced before.
+/// Announce how `current` differs from what was announced before (after a pause: re-learn it).
 async fn step<A: Adapter>(ctx: &Ctx<A>, tracked: &mut Tracked, current: &[(SocketRef<A>, Shape)]) {
+    if !tracked.active {
+        tracked.sockets = current.iter().map(|(s, sh)| (s.id, sh.clone())).collect();
+        tracked.active = true;
+        return;
+    }
     let now = crate::clock::now_iso();
     let mut seen = HashSet::new();
     for (s, shape) in current {
+        seen.insert(s.id);
         let id = s.id.to_string();
-        seen.insert(id.clone());
-        match tracked.sockets.get(&id) {
+        match tracked.sockets.get(&s.id) {
             None => {
                 if let Some(full) = snapshot::serialize(s, shape.clone(), &ctx.state) {
                     emit(ctx, "socket_connected", &(full, &now)).await;
@@ -98,25 +154,30 @@ async fn step<A: Adapter>(ctx: &Ctx<A>, tracked: &mut Tracked, current: &[(Socke
                     let update = json!({"id": id, "nsp": IM, "transport": shape.transport});
                     emit(ctx, "socket_updated", &update).await;
                 }
-                for room in shape.rooms.difference(&old.rooms) {
+                let labels = |sh: &Shape| -> BTreeSet<String> {
+                    sh.rooms.iter().map(|r| room_label(r)).collect()
+                };
+                let (was, is) = (labels(old), labels(shape));
+                for room in is.difference(&was) {
                     emit(ctx, "room_joined", &(IM, room, &id, &now)).await;
                 }
-                for room in old.rooms.difference(&shape.rooms) {
+                for room in was.difference(&is) {
                     emit(ctx, "room_left", &(IM, room, &id, &now)).await;
                 }
             }
             Some(_) => continue,
         }
-        tracked.sockets.insert(id, shape.clone());
+        tracked.sockets.insert(s.id, shape.clone());
     }
-    let gone: Vec<String> = tracked
+    let gone: Vec<Sid> = tracked
         .sockets
         .keys()
         .filter(|id| !seen.contains(*id))
-        .cloned()
+        .copied()
         .collect();
-    for id in gone {
-        tracked.sockets.remove(&id);
+    for sid in gone {
+        tracked.sockets.remove(&sid);
+        let id = sid.to_string();
         emit(ctx, "socket_disconnected", &(IM, &id, "disconnected", &now)).await;
         tracked.disconnections += 1;
     }

@@ -6,10 +6,10 @@
 //!   `/auth/login`.
 //! - on connect: `session`, `config {supportedFeatures}`, this node's `server_stats`, and
 //!   `all_sockets` of every node ([`cluster`] asks the others over Redis).
-//! - [`feed`]: every 2 s each node compares its `/im` sockets with the previous tick and
-//!   broadcasts `socket_connected` / `socket_updated` / `socket_disconnected` / `room_joined` /
-//!   `room_left` and its `server_stats` to `/admin` (the adapter carries them to every node's
-//!   admins). Polling costs nothing on the `/im` hot path, which stays untouched.
+//! - [`feed`]: every 2 s, while an admin is connected anywhere, each node compares its `/im`
+//!   sockets with the previous tick and broadcasts `socket_connected` / `socket_updated` /
+//!   `socket_disconnected` / `room_joined` / `room_left` and its `server_stats` to `/admin`
+//!   (the adapter carries them to every node's admins). The `/im` hot path stays untouched.
 //! - `_disconnect` (unless `[admin] readonly`): [`kick`] sends the `/im` socket
 //!   `error {code:"FORBIDDEN"}`, then disconnects it, on whichever node it is.
 //!
@@ -50,6 +50,8 @@ pub struct Ctx<A: Adapter> {
     pub bus: Option<CmDriver>,
     /// The `/im` sockets of this node the admins were told about (see [`feed`]).
     pub known: feed::Known,
+    /// Whether an admin is connected anywhere (else the feed rests).
+    pub watch: feed::Watch,
 }
 
 impl<A: Adapter> Ctx<A> {
@@ -84,6 +86,7 @@ pub fn register<A: Adapter + DefinedAdapter>(
         state: state.clone(),
         bus,
         known: Default::default(),
+        watch: Default::default(),
     });
     if ctx.bus.is_some() {
         cluster::spawn_responder(ctx.clone());

@@ -6,7 +6,7 @@
 //! [`REDACTED`], the handshake `auth` payload is never included, and `token:<hash>` rooms are
 //! shortened to a fingerprint.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
+use socketioxide_core::adapter::Room;
 
 use crate::net;
 use crate::realtime::{NAMESPACE as IM, SocketSession, connect};
@@ -58,34 +60,34 @@ pub struct Handshake {
     pub xdomain: bool,
 }
 
-/// What the feed compares between ticks to notice changes of a socket.
+/// What the feed compares between ticks to notice changes of a socket: cheap to build for
+/// every socket on every tick (room names are shown only when something changed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
-    pub transport: String,
-    pub rooms: BTreeSet<String>,
+    pub transport: &'static str,
+    /// Sorted.
+    pub rooms: Vec<Room>,
 }
 
 /// The `/im` sockets of this node that finished their handshake, with their current shape.
-pub fn local_shapes<A: Adapter>(io: &SocketIo<A>) -> Vec<(SocketRef<A>, Shape)> {
+/// `known` sockets are not asked for their session again (it costs a clone each).
+pub fn local_shapes<A: Adapter>(
+    io: &SocketIo<A>,
+    known: &dyn Fn(Sid) -> bool,
+) -> Vec<(SocketRef<A>, Shape)> {
     let Some(ns) = io.of(IM) else { return vec![] };
     ns.sockets()
         .into_iter()
-        .filter(|s| s.extensions.get::<SocketSession>().is_some())
+        .filter(|s| known(s.id) || s.extensions.get::<SocketSession>().is_some())
         .map(|s| {
+            let mut rooms = s.rooms();
+            rooms.sort_unstable();
             let shape = Shape {
-                transport: connect::transport_of(&s).as_str().to_string(),
-                rooms: s.rooms().iter().map(|r| room_label(r)).collect(),
+                transport: connect::transport_of(&s).as_str(),
+                rooms,
             };
             (s, shape)
         })
-        .collect()
-}
-
-/// Every authenticated `/im` socket of this node, serialized for the UI.
-pub fn local_sockets<A: Adapter>(io: &SocketIo<A>, state: &AppState) -> Vec<AdminSocket> {
-    local_shapes(io)
-        .into_iter()
-        .filter_map(|(s, shape)| serialize(&s, shape, state))
         .collect()
 }
 
@@ -101,7 +103,7 @@ pub fn serialize<A: Adapter>(
     Some(AdminSocket {
         id: s.id.to_string(),
         client_id: s.id.to_string(),
-        transport: shape.transport,
+        transport: shape.transport.to_string(),
         nsp: IM.to_string(),
         data: json!({
             "userId": user.id,
@@ -120,7 +122,7 @@ pub fn serialize<A: Adapter>(
             url: redacted_url(parts, &state.settings().auth.query_params),
             xdomain: net::header(parts, "origin").is_some_and(|o| !same_host(o, parts)),
         },
-        rooms: shape.rooms.into_iter().collect(),
+        rooms: shape.rooms.iter().map(|r| room_label(r)).collect(),
     })
 }
 
