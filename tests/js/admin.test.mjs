@@ -19,6 +19,7 @@ import {
   closeAll,
   eventsOf,
   eventually,
+  sleep,
   KEFU,
   ISO_UTC,
 } from "./harness.mjs";
@@ -43,7 +44,12 @@ const adminEnv = (extra = {}) => ({
 async function admin(server, auth = OPS, opts = {}) {
   const socket = io(`${server.url}/admin`, { auth, reconnection: false, forceNew: true, timeout: 5000, ...opts });
   const rec = record(socket);
-  await Promise.race([rec.waitFor("connect"), rec.waitFor("connect_error")]);
+  await new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`/admin: neither connect nor connect_error: ${JSON.stringify(rec.events)}`)), 5000);
+    const done = () => (clearTimeout(t), res());
+    socket.once("connect", done);
+    socket.once("connect_error", done);
+  });
   return { socket, rec };
 }
 
@@ -233,6 +239,23 @@ describe("admin: what the UI is shown", () => {
       assert.equal(gone.args[0], "/im");
     } finally {
       a.socket.close();
+    }
+  });
+
+  test("after a time with no admin, the next admin is shown what changed meanwhile, and later changes live", async () => {
+    const first = await adminReady(server);
+    first.socket.close();
+    await sleep(8_000); // longer than the feed's 7 s watch window: it rests now
+    const im = await connectIm(server, kefuToken);
+    const sid = im.socket.id;
+    const a = await adminReady(server);
+    try {
+      assert.ok(a.all.some((s) => s.id === sid), "the socket that came while nobody watched");
+      im.socket.close();
+      await a.rec.waitFor("socket_disconnected", FEED_MS, (_nsp, id) => id === sid);
+      assert.deepEqual(eventsOf(a.rec, "socket_connected", (s) => s.id === sid), [], "already in all_sockets");
+    } finally {
+      closeAll(a.socket, im.socket);
     }
   });
 
@@ -443,6 +466,9 @@ describe("admin: two nodes with Redis", () => {
         return servers.has("node-a") && servers.has("node-b");
       }, FEED_MS, "server_stats of both nodes");
 
+      // Past the 7 s that B's snapshot request counts as "an admin is watching": from then on
+      // only A's heartbeats keep B announcing its changes.
+      await sleep(8_000);
       late = await connectIm(b, token);
       const [sock] = (await ad.rec.waitFor("socket_connected", FEED_MS, (s) => s.id === late.socket.id)).args;
       assert.equal(sock.data.node, "node-b");
