@@ -216,7 +216,7 @@ pub async fn build_cluster(
 ) -> anyhow::Result<SocketIoLayer<redis_driver::ClusterAdapter<socketioxide::adapter::Emitter>>> {
     let driver = redis_driver::CmDriver::new(client).await?;
     let revocations = driver.clone();
-    let revocations_bus = driver.clone();
+    let admin_bus = driver.clone();
     listen_for_revocations(&revocations, &state).await?;
     let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         driver,
@@ -230,7 +230,7 @@ pub async fn build_cluster(
     io.ns("/", async || {}).await?;
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))
         .await?;
-    if let Some(admin) = crate::admin::register(&io, &state, Some(revocations_bus)) {
+    if let Some(admin) = crate::admin::register(&io, &state, Some(admin_bus)) {
         admin.await?;
     }
     Ok(layer)
