@@ -216,7 +216,7 @@ describe("admin: what the UI is shown", () => {
     }
   });
 
-  test("live: socket_connected, room_joined, socket_disconnected, and server_stats counting them", async () => {
+  test("live: socket_connected, room_joined, room_left, socket_disconnected, and server_stats counting them", async () => {
     const a = await adminReady(server);
     try {
       const im = await connectIm(server, kefuToken);
@@ -229,6 +229,9 @@ describe("admin: what the UI is shown", () => {
       assert.equal(sub.ok, true);
       const joined = await a.rec.waitFor("room_joined", FEED_MS, (_nsp, _room, id) => id === sid);
       assert.deepEqual(joined.args.slice(0, 3), ["/im", "presence:1", sid]);
+      im.socket.emit("presence:unsubscribe", { userIds: [1] });
+      const left = await a.rec.waitFor("room_left", FEED_MS, (_nsp, _room, id) => id === sid);
+      assert.deepEqual(left.args.slice(0, 3), ["/im", "presence:1", sid]);
       await a.rec.waitFor(
         "server_stats",
         FEED_MS,
