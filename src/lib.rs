@@ -18,6 +18,7 @@
 //! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or
 //!   via Redis, and the socket records.
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
+//! - [`admin`]: the Socket.IO Admin UI on `/admin` (namespace and page).
 //! - [`doctor`]: `im-server doctor`, the same chain walked from the client's side (no server state).
 //! - [`ids`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
 //!
@@ -28,6 +29,7 @@
 //! hub implements, and a diagnosis is handed the live sockets by its caller. `realtime` never
 //! calls `http`; `presence` knows nothing of socketioxide.
 
+pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod cli;

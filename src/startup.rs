@@ -240,7 +240,7 @@ async fn check_redis(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())

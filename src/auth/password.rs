@@ -42,7 +42,9 @@ fn pool() -> &'static Sender<Job> {
 }
 
 /// Run `f` on the hashing pool and wait for its result without blocking the runtime.
-async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+pub(crate) async fn on_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let (tx, rx) = oneshot::channel();
     let job: Job = Box::new(move || {
         let _ = tx.send(f());

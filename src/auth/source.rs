@@ -164,10 +164,11 @@ fn from_cookie(parts: &Parts, name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+    /// Handshake request parts with these headers (also used by `admin::snapshot`'s tests).
+    pub(crate) fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = http::Request::builder().uri(uri);
         for (k, v) in headers {
             b = b.header(*k, *v);

@@ -66,6 +66,11 @@ pub enum Command {
         #[command(subcommand)]
         command: token::TokenCommand,
     },
+    /// The Socket.IO Admin UI (`admin hash-password`).
+    Admin {
+        #[command(subcommand)]
+        command: crate::admin::hash_cli::AdminCommand,
+    },
     /// Print the effective configuration (secrets redacted) and where each value came from.
     Config {
         /// Print only the config fingerprint (compare it across services and nodes).
@@ -142,6 +147,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Config { fingerprint, json } => Ok(print_config(&loaded, fingerprint, json)?),
         Command::Token { command } => token::run(&loaded, command).await,
         Command::Doctor(args) => Ok(crate::doctor::run(args).await),
+        Command::Admin { command } => Ok(crate::admin::hash_cli::run(command).await?),
         Command::Migrate { action, steps } => Ok(migrate(&loaded.settings, action, steps).await?),
         Command::User {
             command:

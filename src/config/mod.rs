@@ -169,6 +169,8 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub socketio: SocketIoSettings,
     pub log: LogSettings,
+    /// `[admin]`: the Socket.IO Admin UI (contract §13); off unless credentials are set.
+    pub admin: crate::admin::AdminSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -320,6 +322,7 @@ impl Default for Settings {
                 level: "info,sqlx::postgres::notice=warn".into(),
                 format: LogFormat::Text,
             },
+            admin: crate::admin::AdminSettings::default(),
         }
     }
 }

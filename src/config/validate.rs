@@ -133,6 +133,7 @@ impl Settings {
                 "ping interval and timeout must be above 0",
             ));
         }
+        self.admin.validate()?;
         Ok(())
     }
 

@@ -8,10 +8,11 @@ use axum::routing::get;
 
 use super::HttpState;
 
-struct Asset {
-    path: &'static str,
-    mime: &'static str,
-    body: &'static [u8],
+/// A file compiled into the binary (also the Admin UI's, `crate::admin::ui`).
+pub(crate) struct Asset {
+    pub(crate) path: &'static str,
+    pub(crate) mime: &'static str,
+    pub(crate) body: &'static [u8],
 }
 
 const ASSETS: &[Asset] = &[
@@ -59,7 +60,12 @@ pub fn router() -> Router<HttpState> {
 }
 
 fn serve(path: &str) -> Response {
-    match ASSETS.iter().find(|a| a.path == path) {
+    serve_embedded(ASSETS, path)
+}
+
+/// `path` from `assets` (`no-cache`: the names do not change with the content), else 404.
+pub(crate) fn serve_embedded(assets: &[Asset], path: &str) -> Response {
+    match assets.iter().find(|a| a.path == path) {
         Some(a) => (
             [
                 (header::CONTENT_TYPE, a.mime),

@@ -54,6 +54,7 @@ pub fn router(state: AppState, realtime: Realtime<impl socketioxide::adapter::Ad
         .merge(demo::router())
         .merge(debug::router())
         .merge(inspect::router())
+        .merge(crate::admin::ui::router(&state))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -69,6 +69,7 @@ pub async fn build_local(
     // socket.io-client 2.x (Engine.IO v3) connects to `/` first; without it the session fails.
     io.ns("/", async || {});
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake));
+    crate::admin::register(&io, &state, None);
     Ok(Realtime { layer, hub })
 }
 
@@ -81,6 +82,7 @@ pub async fn build_cluster(
 ) -> anyhow::Result<Realtime<redis_driver::ClusterAdapter<socketioxide::adapter::Emitter>>> {
     let driver = redis_driver::CmDriver::new(client).await?;
     let revocations = driver.clone();
+    let admin_bus = driver.clone();
     hub::listen_for_revocations(&revocations, &state).await?;
     let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         driver,
@@ -97,6 +99,9 @@ pub async fn build_cluster(
     io.ns("/", async || {}).await?;
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))
         .await?;
+    if let Some(admin) = crate::admin::register(&io, &state, Some(admin_bus)) {
+        admin.await?;
+    }
     Ok(Realtime { layer, hub })
 }
 

@@ -4,6 +4,7 @@
 mod helpers;
 mod tokens;
 
+mod admin;
 mod auth_http;
 mod config;
 mod debug_transport;

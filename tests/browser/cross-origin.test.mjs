@@ -6,9 +6,10 @@
 //     no CORS to it, the server checks Origin itself) gets error ORIGIN_DENIED then a disconnect.
 // Screenshots: test-artifacts/browser/cross-*.png.
 
-import { describe, it, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
+  stepper,
   ADMIN,
   startServer,
   startStaticServer,
@@ -16,7 +17,6 @@ import {
   shot,
   eventLog,
   waitForLogEntry,
-  diagnostics,
 } from "./lib.mjs";
 
 const STEP_MS = 60_000;
@@ -27,21 +27,8 @@ describe("client-demo, cross origin", { timeout: 240_000 }, () => {
   let denied; // FRONTEND_URL = some other origin
   let browser;
   let page;
-  let failed = false;
 
-  function step(name, fn) {
-    it(name, { timeout: STEP_MS }, async (t) => {
-      if (failed) return t.skip("an earlier step failed");
-      try {
-        await fn(t);
-      } catch (e) {
-        failed = true;
-        if (page) await shot(page, `cross-FAILED-${name.replace(/\W+/g, "-")}`);
-        e.message += `\n${diagnostics({ servers: [allowed, denied], browser })}`;
-        throw e;
-      }
-    });
-  }
+  const step = stepper("cross", () => ({ page, servers: [allowed, denied], browser }), STEP_MS);
 
   before(async () => {
     statics = await startStaticServer();

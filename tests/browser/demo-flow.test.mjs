@@ -3,10 +3,11 @@
 // back, log out and watch the TOKEN_REVOKED kick in the event log. Screenshots of every step go to
 // test-artifacts/browser/flow-*.png.
 
-import { describe, it, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import {
+  stepper,
   ADMIN,
   KEFU,
   startServer,
@@ -16,7 +17,6 @@ import {
   waitForLogEntry,
   nextEvent,
   within,
-  diagnostics,
 } from "./lib.mjs";
 
 const STEP_MS = 60_000;
@@ -28,23 +28,9 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
   let kefu; // socket.io-client socket of kefu1
   let kefuToken;
   let adminToken;
-  let failed = false;
   const tag = Math.random().toString(36).slice(2, 8);
 
-  // Runs the steps in order; once one fails the rest are skipped (they depend on it).
-  function step(name, fn) {
-    it(name, { timeout: STEP_MS }, async (t) => {
-      if (failed) return t.skip("an earlier step failed");
-      try {
-        await fn(t);
-      } catch (e) {
-        failed = true;
-        if (page) await shot(page, `flow-FAILED-${name.replace(/\W+/g, "-")}`);
-        e.message += `\n${diagnostics({ servers: [server], browser })}`;
-        throw e;
-      }
-    });
-  }
+  const step = stepper("flow", () => ({ page, servers: [server], browser }), STEP_MS);
 
   before(async () => {
     server = await startServer();

@@ -3,6 +3,7 @@
 // screenshots, and bounded waits. Everything started here is stopped by `cleanup()` — and, as a
 // last resort, synchronously when the node process exits.
 
+import { it } from "node:test";
 import { createServer } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -204,4 +205,27 @@ export function diagnostics({ servers = [], browser } = {}) {
     if (browser.pageErrors.length) out.push(`--- page errors ---\n${browser.pageErrors.join("\n")}`);
   }
   return out.join("\n");
+}
+
+/**
+ * `step(name, fn)` for one describe() whose tests build on each other: once a step fails the rest
+ * are skipped, and the failing one leaves `<prefix>-FAILED-<name>.png` and, in its message, the
+ * diagnostics of `parts()` = {page, servers, browser} as they are at that moment.
+ */
+export function stepper(prefix, parts, timeout = 60_000) {
+  let failed = false;
+  return function step(name, fn) {
+    it(name, { timeout }, async (t) => {
+      if (failed) return t.skip("an earlier step failed");
+      try {
+        await fn(t);
+      } catch (e) {
+        failed = true;
+        const { page, servers, browser } = parts();
+        if (page) await shot(page, `${prefix}-FAILED-${name.replace(/\W+/g, "-")}`);
+        e.message += `\n${diagnostics({ servers, browser })}`;
+        throw e;
+      }
+    });
+  };
 }
