@@ -213,6 +213,11 @@ impl Keys {
             return Err(ErrorCode::TokenMalformed);
         }
         let alg_name = Self::header_alg(token)?;
+        // RFC 7515 §4.1.11: a `crit` extension the recipient does not implement MUST be
+        // rejected, and this server implements none.
+        if unverified_header(token).is_ok_and(|h| h.get("crit").is_some()) {
+            return Err(ErrorCode::TokenMalformed);
+        }
         let alg = alg_name
             .parse::<Algorithm>()
             .ok()
@@ -237,6 +242,10 @@ impl Keys {
             }
         }
         let claims = result?;
+        // An `iat` in the future is a clock ahead of ours (the issuer's): like `nbf`.
+        if claims.iat.is_some_and(|iat| iat > now + self.leeway_secs as i64) {
+            return Err(ErrorCode::TokenNotYetValid);
+        }
         let user_id = claims.user_id().ok_or(ErrorCode::TokenClaimsInvalid)?;
         Ok(Verified {
             claims,
@@ -272,8 +281,23 @@ impl Keys {
     ) -> Result<Claims, ErrorCode> {
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&key.bytes), validation)
             .map(|d| d.claims)
-            .map_err(|e| code_for(e.kind()))
+            .map_err(|e| match code_for(e.kind()) {
+                // jsonwebtoken reads `sub` as a string and fails the whole JSON on an object or
+                // an array, after the signature held: the subject is invalid, not the token.
+                ErrorCode::TokenMalformed if sub_is_not_a_value(token) => {
+                    ErrorCode::TokenClaimsInvalid
+                }
+                code => code,
+            })
     }
+}
+
+/// Whether the (well-formed) claims carry a `sub` that is an object or an array.
+fn sub_is_not_a_value(token: &str) -> bool {
+    matches!(
+        unverified_claims(token),
+        Some(Ok(c)) if c.get("sub").is_some_and(|s| s.is_object() || s.is_array())
+    )
 }
 
 pub fn code_for(kind: &ErrorKind) -> ErrorCode {
@@ -335,6 +359,45 @@ mod tests {
             k.verify(&none, now).unwrap_err(),
             ErrorCode::TokenAlgorithmNotAllowed
         );
+    }
+
+    /// A token signed with the test key, with any header and claims.
+    fn signed(header: Value, claims: Value) -> String {
+        let b64 = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let input = format!("{}.{}", b64(&header), b64(&claims));
+        let key = jsonwebtoken::EncodingKey::from_secret(b"a-test-secret-that-is-long-enough-123");
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{input}.{sig}")
+    }
+
+    #[test]
+    fn crit_future_iat_and_a_structured_sub_get_their_own_codes() {
+        let k = keys();
+        let now = Utc::now().timestamp();
+        let hs = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        let ok = signed(hs.clone(), serde_json::json!({"sub": "7", "exp": now + 60}));
+        assert_eq!(k.verify(&ok, now).unwrap().user_id, 7, "the helper signs validly");
+        let crit = signed(
+            serde_json::json!({"alg": "HS256", "crit": ["exp-ext"], "exp-ext": 1}),
+            serde_json::json!({"sub": "7", "exp": now + 60}),
+        );
+        assert_eq!(k.verify(&crit, now).unwrap_err(), ErrorCode::TokenMalformed);
+        let ahead = signed(
+            hs.clone(),
+            serde_json::json!({"sub": "7", "iat": now + 3600, "exp": now + 7200}),
+        );
+        assert_eq!(k.verify(&ahead, now).unwrap_err(), ErrorCode::TokenNotYetValid);
+        let within = signed(
+            hs.clone(),
+            serde_json::json!({"sub": "7", "iat": now + 10, "exp": now + 60}),
+        );
+        assert!(k.verify(&within, now).is_ok(), "within the leeway");
+        for sub in [serde_json::json!({"id": 7}), serde_json::json!([7])] {
+            let t = signed(hs.clone(), serde_json::json!({"sub": sub, "exp": now + 60}));
+            assert_eq!(k.verify(&t, now).unwrap_err(), ErrorCode::TokenClaimsInvalid);
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@ use serde_json::Value;
 
 use crate::config::{AuthSettings, TokenSource};
 
-/// A token as received, trimmed and with one leading `Bearer ` removed. Nothing else is
-/// repaired: quotes, URL-encoding or a second `Bearer` are reported by `diagnose`, not hidden.
+/// A token as received, trimmed and with one leading `Bearer ` removed: THE rule for every
+/// source (the header's own scheme is that one `Bearer`). Nothing else is repaired: quotes,
+/// URL-encoding or a second `Bearer` stay in the token, fail as `TOKEN_MALFORMED` and are
+/// named by `diagnose`, on every source alike.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawToken(String);
 
@@ -127,14 +129,17 @@ fn from_auth(payload: Option<&Value>) -> Option<String> {
     payload?.get("token")?.as_str().map(str::to_string)
 }
 
+/// The whole `Authorization: Bearer …` value, scheme included: [`RawToken::parse`] strips the
+/// one `Bearer`, as for every other source, so `Bearer Bearer x` is not silently repaired here.
+/// Bytes that are not ASCII are kept (lossily): the token was sent, so it is malformed, not
+/// missing.
 fn from_header(parts: &Parts) -> Option<String> {
-    let value = parts
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let bytes = parts.headers.get(http::header::AUTHORIZATION)?.as_bytes();
+    let value = String::from_utf8_lossy(bytes);
+    let value = value.trim();
     // Only the Bearer scheme carries a JWT; `Basic …` is someone else's business.
-    strip_bearer(value.trim()).map(str::to_string)
+    strip_bearer(value)?;
+    Some(value.to_string())
 }
 
 fn from_query(parts: &Parts, names: &[String]) -> Option<String> {
@@ -230,5 +235,25 @@ pub(crate) mod tests {
             "Bearer abc"
         );
         assert!(RawToken::parse("Bearer ").is_none());
+    }
+
+    #[test]
+    fn the_header_gets_the_same_one_bearer_rule_as_the_payload() {
+        let cfg = crate::config::Settings::default().auth;
+        let all = &cfg.token_sources;
+        let p = parts("/x", &[("authorization", "Bearer Bearer abc")]);
+        let from_header = find(&p, None, &cfg, all).unwrap().token;
+        let auth = serde_json::json!({"token": "Bearer Bearer abc"});
+        let from_auth = find(&p, Some(&auth), &cfg, all).unwrap().token;
+        assert_eq!(from_header.as_str(), "Bearer abc");
+        assert_eq!(from_header, from_auth);
+        let mut b = http::Request::builder().uri("/x");
+        b = b.header(
+            "authorization",
+            http::HeaderValue::from_bytes(b"Bearer ab\xc3\xa9c").unwrap(),
+        );
+        let p = b.body(()).unwrap().into_parts().0;
+        let f = find(&p, None, &cfg, all).expect("a non-ASCII token is still a token");
+        assert_eq!((f.source, f.token.as_str()), (TokenSource::Header, "ab\u{e9}c"));
     }
 }

@@ -15,5 +15,6 @@ mod health;
 mod live_sessions;
 mod messages;
 mod multi_node;
+mod protect;
 mod shutdown;
 mod storage;

@@ -34,6 +34,11 @@ pub(super) fn header_info(keys: &Keys, token: &str) -> HeaderInfo {
                 .is_some_and(|a| keys.algorithms.contains(&a));
             if h.alg.is_none() {
                 h.error = Some("the header has no \"alg\"".into());
+            } else if let Some(crit) = json.get("crit") {
+                h.error = Some(format!(
+                    "the header's \"crit\" ({crit}) names extensions this server does not \
+                     implement, so it must refuse the token (RFC 7515 §4.1.11)"
+                ));
             }
         }
         Err(e) => h.error = Some(format!("the header segment {e}")),

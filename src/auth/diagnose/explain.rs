@@ -103,13 +103,21 @@ pub(super) fn explain(
                 d.db.expires_at.as_deref().unwrap_or("?")
             ),
         },
-        TokenNotYetValid => format!(
-            "The token's nbf is {} ({}). If the issuer just created it, its clock is ahead of this \
-             server's: sync both with NTP, or raise auth.leeway_secs (now {}s) to cover the skew.",
-            d.claims.nbf_utc.as_deref().unwrap_or("?"),
-            d.claims.nbf_relative.as_deref().unwrap_or("?"),
-            auth.leeway_secs
-        ),
+        TokenNotYetValid => {
+            // `nbf` when the token has one, else the `iat` in the future that refused it.
+            let (claim, utc, relative) = match &d.claims.nbf_utc {
+                Some(utc) => ("nbf", Some(utc), &d.claims.nbf_relative),
+                None => ("iat", d.claims.iat_utc.as_ref(), &d.claims.iat_relative),
+            };
+            format!(
+                "The token's {claim} is {} ({}). If the issuer just created it, its clock is ahead \
+                 of this server's: sync both with NTP, or raise auth.leeway_secs \
+                 (now {}s) to cover the skew.",
+                utc.map_or("?", String::as_str),
+                relative.as_deref().unwrap_or("?"),
+                auth.leeway_secs
+            )
+        }
         TokenClaimsInvalid => format!(
             "The claims do not fit this server: {}.",
             if d.claims.problems.is_empty() {
