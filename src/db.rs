@@ -35,7 +35,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     let db = Database::connect(opts).await.map_err(|e| {
         ConfigError::new(
             "database.url",
-            format!("cannot connect to {}: {e}", redact_url(url)),
+            format!("cannot connect to {}: {e}", crate::config::redact_url(url)),
         )
     })?;
     Ok(db)
@@ -106,14 +106,3 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
         .map_err(|_| sea_orm::DbErr::Custom("database ping timed out".into()))?
 }
 
-/// `scheme://user:***@host/db`: a URL fit for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s + 3 => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}

@@ -225,6 +225,10 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde
                 flatten(&key, v, out);
             }
         }
+        // A URL's password is a secret too (`mysql://im:secret@db/im`).
+        serde_json::Value::String(s) => {
+            out.insert(prefix.to_string(), super::redact_url(s).into());
+        }
         other => {
             out.insert(prefix.to_string(), other.clone());
         }

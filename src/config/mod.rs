@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use load::{ConfigSources, Loaded};
-pub use secret::{Secret, decode_base64, decode_secret, fingerprint};
+pub use secret::{Secret, decode_base64, decode_secret, fingerprint, redact_url};
 pub use validate::SUPPORTED_ALGORITHMS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -79,3 +79,48 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
         .iter()
         .find_map(|e| e.decode(s).ok())
 }
+
+/// `scheme://user:***@host/db`: a URL with its userinfo password hidden, user and host kept —
+/// THE form every URL is shown in (`im-server config`, logs, errors). Text that is not a URL
+/// with a password comes back unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    // The authority ends at the first '/', '?' or '#'; its userinfo at the last '@' in it
+    // (a password may itself contain '@' when not percent-encoded).
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    match authority[..at].split_once(':') {
+        Some((user, _password)) => format!(
+            "{}://{user}:***@{}",
+            &url[..scheme_end],
+            &rest[at + 1..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn only_the_password_of_a_url_is_hidden() {
+        assert_eq!(redact_url("mysql://im:secret@db/im"), "mysql://im:***@db/im");
+        assert_eq!(
+            redact_url("redis://:p@ss@127.0.0.1:6379/?protocol=resp3"),
+            "redis://:***@127.0.0.1:6379/?protocol=resp3"
+        );
+        assert_eq!(redact_url("postgres://im@db/im"), "postgres://im@db/im");
+        assert_eq!(
+            redact_url("sqlite://im.db?mode=rwc&x=a@b"),
+            "sqlite://im.db?mode=rwc&x=a@b"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

@@ -113,3 +113,45 @@ async fn crit_future_iat_and_structured_sub_get_their_codes_in_handshake_and_dia
         assert!(d.to_string().contains(named), "the diagnosis names {named}: {d}");
     }
 }
+
+#[test]
+fn url_passwords_never_appear_in_config_output_or_startup_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_im-server"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("JWT_SECRET", SECRET)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let urls = [
+        ("DATABASE_URL", "mysql://im:db-pw-0f1e@127.0.0.1:1/im"),
+        ("REDIS_URL", "redis://:redis-pw-9a8b@127.0.0.1:1/?protocol=resp3"),
+    ];
+    for args in [&["config"][..], &["config", "--json"]] {
+        let (ok, out) = run(args, &urls);
+        assert!(ok, "{out}");
+        assert!(!out.contains("db-pw-0f1e") && !out.contains("redis-pw-9a8b"), "{out}");
+        assert!(out.contains("mysql://im:***@127.0.0.1:1/im"), "user and host kept: {out}");
+        assert!(out.contains("redis://:***@127.0.0.1:1/"), "{out}");
+    }
+    // Unreachable database, then unreachable Redis: the one-line error names the key, not the
+    // password.
+    let (ok, out) = run(&["serve"], &urls[..1]);
+    assert!(!ok && out.contains("database.url"), "{out}");
+    assert!(!out.contains("db-pw-0f1e") && out.contains("im:***@"), "{out}");
+    let (ok, out) = run(&["serve"], &urls[1..]);
+    assert!(!ok && out.contains("redis.url"), "{out}");
+    assert!(!out.contains("redis-pw-9a8b"), "{out}");
+}
