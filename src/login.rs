@@ -44,6 +44,7 @@ pub async fn login(
     if creds.username.trim().is_empty() {
         return Err(AppError::bad_request("username must not be empty"));
     }
+    let _attempt = state.limiter().attempt(&creds.username, client.ip).await;
     if let Some(wait) = state.limiter().blocked_for(&creds.username, client.ip) {
         return Err(rate_limited(wait));
     }
@@ -63,8 +64,13 @@ pub async fn login(
     let user: User = match found {
         Some(u) if password_ok && type_ok => u.into(),
         _ => {
-            tracing::info!(username = %creds.username.chars().take(64).collect::<String>(),
-                client = %shown_client, "login failed: INVALID_CREDENTIALS");
+            // An unknown username may be a password typed into the wrong field: fingerprint it.
+            let shown_user = match &found {
+                Some(u) => u.username.clone(),
+                None => format!("unknown:{}", fingerprint(creds.username.as_bytes())),
+            };
+            tracing::info!(username = %shown_user, client = %shown_client,
+                "login failed: INVALID_CREDENTIALS");
             if let Some(wait) = state.limiter().record_failure(&creds.username, client.ip) {
                 return Err(rate_limited(wait));
             }

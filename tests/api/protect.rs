@@ -155,3 +155,45 @@ fn url_passwords_never_appear_in_config_output_or_startup_errors() {
     assert!(!ok && out.contains("redis.url"), "{out}");
     assert!(!out.contains("redis-pw-9a8b"), "{out}");
 }
+
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_gets_no_more_tries_than_a_sequential_one() {
+    let app = spawn_with(|s| {
+        s.auth.login_max_failures = 5;
+        s.auth.login_failure_window_secs = 300;
+    })
+    .await;
+    let login = |password: &'static str| {
+        let (http, url) = (app.http.clone(), app.url("/auth/login"));
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"username": "admin", "password": password}))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    // Hold admin's turn so the whole burst queues behind it, then add the right password
+    // last and let them go: the server judges them one after another, in arrival order.
+    let held = app.state.limiter().attempt("admin", None).await;
+    let wrong: Vec<_> = (0..59).map(|_| tokio::spawn(login("wrong"))).collect();
+    eventually("59 guesses queued", 20, || async {
+        app.state.limiter().attempts_in_flight("admin") == 60
+    })
+    .await;
+    let right = tokio::spawn(login("admin123"));
+    eventually("the right password queued last", 20, || async {
+        app.state.limiter().attempts_in_flight("admin") == 61
+    })
+    .await;
+    drop(held);
+    let mut statuses = vec![];
+    for w in wrong {
+        statuses.push(w.await.unwrap());
+    }
+    let n = |code| statuses.iter().filter(|s| **s == code).count();
+    assert_eq!((n(401), n(429)), (5, 54), "as many guesses as sequentially");
+    assert_eq!(right.await.unwrap(), 429, "the lockout holds for the right password");
+}
