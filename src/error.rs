@@ -42,8 +42,11 @@ pub enum ErrorCode {
     OriginDenied,
     /// Unknown user or wrong password (one answer for both).
     InvalidCredentials,
-    /// Too many failed logins for a username or an address.
+    /// Too many failed logins for a username or an address, too many handshakes from one
+    /// address, too many events on one socket (contract §11).
     RateLimited,
+    /// A connection limit of contract §11 (per node, per user) refused the connection.
+    ConnectionLimit,
     /// A request body, query or event payload that does not fit.
     BadRequest,
     /// Authenticated, but not allowed to do this (wrong API key, someone else's token).
@@ -55,7 +58,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
         ErrorCode::TokenInvalidSignature,
@@ -72,6 +75,7 @@ impl ErrorCode {
         ErrorCode::OriginDenied,
         ErrorCode::InvalidCredentials,
         ErrorCode::RateLimited,
+        ErrorCode::ConnectionLimit,
         ErrorCode::BadRequest,
         ErrorCode::Forbidden,
         ErrorCode::AlreadyLoggedIn,
@@ -96,6 +100,7 @@ impl ErrorCode {
             ErrorCode::OriginDenied => "ORIGIN_DENIED",
             ErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ConnectionLimit => "CONNECTION_LIMIT",
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::AlreadyLoggedIn => "ALREADY_LOGGED_IN",
@@ -122,6 +127,7 @@ impl ErrorCode {
             }
             ErrorCode::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ConnectionLimit => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::AlreadyLoggedIn => StatusCode::CONFLICT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -178,6 +184,10 @@ impl ErrorCode {
             }
             ErrorCode::InvalidCredentials => "Wrong username or password.",
             ErrorCode::RateLimited => "Too many failed attempts. Wait before trying again.",
+            ErrorCode::ConnectionLimit => {
+                "Too many connections (for this server or this user). Close another connection \
+                 or try again later."
+            }
             ErrorCode::BadRequest => "The request is malformed.",
             ErrorCode::Forbidden => "You are not allowed to do this.",
             ErrorCode::AlreadyLoggedIn => {

@@ -10,6 +10,8 @@
 //! - [`net`]: client address (trust_proxy) and Origin checks for both transports.
 //! - [`auth`]: THE authentication path: [`auth::Authenticator`] over a [`auth::store::TokenStore`],
 //!   one [`auth::decide::decide`] for handshake and diagnosis, one [`auth::revoke::revoke`].
+//! - [`limits`]: contract §11, asked inside the handshake: address rate, node and user places,
+//!   each socket's event budget.
 //! - [`state`]: [`state::AppState`], what every handler shares (never the hub).
 //! - [`realtime`]: `/im` handshake middleware, the [`realtime::events::Events`] registry, the
 //!   one emit path, kicks, expiry timers; [`realtime::Hub`] is how HTTP reaches sockets.
@@ -23,7 +25,7 @@
 //! - [`ids`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
 //!
 //! # What points where (no cycles)
-//! `cli → startup → {http, realtime} → {login, users} → state → {auth, chat, presence} →
+//! `cli → startup → {http, realtime} → {login, users} → state → {auth, chat} → limits → presence →
 //! {net, db, metrics, ids, clock} → {config, error}`. `auth` never sees `state`, `realtime` or
 //! `http`: revocation reaches sockets through the [`auth::revoke::SocketKicker`] trait that the
 //! hub implements, and a diagnosis is handed the live sockets by its caller. `realtime` never
@@ -40,6 +42,7 @@ pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod login;
 pub mod metrics;
 pub mod net;

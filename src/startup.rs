@@ -101,7 +101,9 @@ impl Application {
         let settings = Arc::new(settings);
         let metrics = Metrics::new();
         let store = Arc::new(OwnStore::new(db.clone()));
-        let auth = Authenticator::new(settings.clone(), keys, store, metrics.clone());
+        let limits = crate::limits::Limits::new(&settings.limits, Some(presence.clone()));
+        let auth = Authenticator::new(settings.clone(), keys, store, metrics.clone())
+            .with_limits(limits);
         let state = AppState::new(StateParts {
             settings,
             db,
@@ -137,6 +139,7 @@ impl Application {
             loop {
                 tick.tick().await;
                 limiter_state.limiter().housekeeping();
+                limiter_state.auth().limits().housekeeping();
             }
         });
         Ok(Application {

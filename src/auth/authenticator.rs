@@ -16,6 +16,7 @@ use super::store::{Lookup, TokenStore, token_hash};
 use super::{AuthRequest, Purpose, Session};
 use crate::config::{Settings, fingerprint};
 use crate::error::{AppError, ErrorCode};
+use crate::limits::{ConnectionSlot, Limits};
 use crate::metrics::Metrics;
 use crate::net;
 
@@ -25,7 +26,15 @@ pub struct Authenticator {
     cache: AuthCache,
     store: Arc<dyn TokenStore>,
     metrics: Metrics,
+    limits: Arc<Limits>,
     config_fingerprint: String,
+}
+
+/// An accepted handshake: the session and the connection's place (contract §11 limits).
+#[derive(Clone)]
+pub struct Admitted {
+    pub session: Session,
+    pub slot: ConnectionSlot,
 }
 
 impl Authenticator {
@@ -42,7 +51,18 @@ impl Authenticator {
             keys,
             store,
             metrics,
+            limits: Limits::unlimited(),
         }
+    }
+
+    /// Enforce these limits on handshakes (the default is none).
+    pub fn with_limits(mut self, limits: Arc<Limits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
     }
 
     pub fn settings(&self) -> &Settings {
@@ -68,8 +88,24 @@ impl Authenticator {
         }
     }
 
-    /// Authenticate one request, handshake or refresh, and log the decision in one line.
+    /// Authenticate one request, HTTP or refresh, and log the decision in one line.
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Session, AppError> {
+        self.run(req).await.map(|(session, _)| session)
+    }
+
+    /// A Socket.IO handshake: [`authenticate`](Self::authenticate) within the limits of
+    /// contract §11 (the address's rate first, then the node's and the user's places), logged
+    /// and counted as one verdict.
+    pub async fn admit(&self, req: &AuthRequest<'_>) -> Result<Admitted, AppError> {
+        let (session, slot) = self.run(req).await?;
+        let slot = slot.ok_or(ErrorCode::Internal)?; // run gives every handshake a slot
+        Ok(Admitted { session, slot })
+    }
+
+    async fn run(
+        &self,
+        req: &AuthRequest<'_>,
+    ) -> Result<(Session, Option<ConnectionSlot>), AppError> {
         let started = Instant::now();
         let auth = &self.settings.auth;
         let found = source::find(req.parts, req.auth_payload, auth, req.sources);
@@ -77,9 +113,23 @@ impl Authenticator {
             None => source::ignored(req.parts, req.auth_payload, auth, req.sources),
             Some(_) => None,
         };
-        let result = self.steps(req, found.as_ref()).await;
+        let client = net::client_ip(req.parts, &self.settings.server.trust_proxy);
+        let result = async {
+            let handshake = req.purpose == Purpose::Handshake;
+            if handshake {
+                self.limits.handshake_from(client)?;
+            }
+            let session = self.steps(req, found.as_ref()).await?;
+            let slot = match handshake {
+                true => Some(self.limits.admit(session.user.id).await?),
+                false => None,
+            };
+            Ok((session, slot))
+        }
+        .await;
         let elapsed = started.elapsed();
-        self.log(req, found.as_ref(), ignored.as_deref(), &result, elapsed);
+        let logged = result.as_ref().map(|(s, _)| s);
+        self.log(req, client, found.as_ref(), ignored.as_deref(), logged, elapsed);
         if req.purpose != Purpose::Http {
             let verdict = result.as_ref().err().map_or("OK", |e| e.code.as_str());
             let source = found.as_ref().map_or("none", |f| f.source.as_str());
@@ -168,20 +218,17 @@ impl Authenticator {
     fn log(
         &self,
         req: &AuthRequest<'_>,
+        client: Option<std::net::IpAddr>,
         found: Option<&Found>,
         ignored: Option<&str>,
-        result: &Result<Session, AppError>,
+        result: Result<&Session, &AppError>,
         elapsed: Duration,
     ) {
-        let verdict = result.as_ref().err().map_or("OK", |e| e.code.as_str());
+        let verdict = result.err().map_or("OK", |e| e.code.as_str());
         let source = found.map_or("none", |f| f.source.as_str());
-        let client = net::client_ip(req.parts, &self.settings.server.trust_proxy)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
+        let client = client.map(|ip| ip.to_string()).unwrap_or_default();
         let origin = net::header(req.parts, "origin").unwrap_or("-");
-        let user_id = result
-            .as_ref()
-            .map_or_else(|_| "-".into(), |s| s.user.id.to_string());
+        let user_id = result.map_or_else(|_| "-".into(), |s| s.user.id.to_string());
         let token_fp = found.map_or_else(|| "-".into(), |f| f.token.fingerprint());
         let elapsed_ms = format!("{:.2}", elapsed.as_secs_f64() * 1000.0);
         let transport = req.transport.as_str();

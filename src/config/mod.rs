@@ -5,6 +5,7 @@
 //! source; [`validate`] turns every inconsistency into one line naming the key; [`secret`]
 //! keeps secrets out of every output.
 
+mod limits;
 mod load;
 mod secret;
 mod validate;
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use limits::LimitsSettings;
 pub use load::{ConfigSources, Loaded};
 pub use secret::{Secret, decode_base64, decode_secret, fingerprint, redact_url};
 pub use validate::SUPPORTED_ALGORITHMS;
@@ -168,6 +170,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub cors: CorsSettings,
     pub socketio: SocketIoSettings,
+    pub limits: LimitsSettings,
     pub log: LogSettings,
     /// `[admin]`: the Socket.IO Admin UI (contract §13); off unless credentials are set.
     pub admin: crate::admin::AdminSettings,
@@ -317,6 +320,7 @@ impl Default for Settings {
                 max_payload_bytes: 1_000_000,
                 connect_timeout_ms: 45_000,
             },
+            limits: LimitsSettings::default(),
             log: LogSettings {
                 // PostgreSQL NOTICEs ("relation … already exists, skipping") are not news.
                 level: "info,sqlx::postgres::notice=warn".into(),

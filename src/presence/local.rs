@@ -19,6 +19,8 @@ struct Inner {
     users: HashMap<i64, (u64, DateTime<Utc>)>,
     /// token hash → socket id → info
     tokens: HashMap<String, HashMap<String, SocketInfo>>,
+    /// user → connection places taken
+    places: HashMap<i64, u32>,
 }
 
 impl LocalPresence {
@@ -38,6 +40,27 @@ impl Presence for LocalPresence {
         let slot = g.users.entry(e.user_id).or_insert((0, e.info.connected_at));
         slot.0 += 1;
         Ok(slot.0 == 1)
+    }
+
+    async fn take_place(&self, user_id: i64, max: u32) -> anyhow::Result<bool> {
+        let mut g = self.lock();
+        let taken = g.places.entry(user_id).or_default();
+        let free = *taken < max;
+        if free {
+            *taken += 1;
+        }
+        Ok(free)
+    }
+
+    async fn give_back_place(&self, user_id: i64) -> anyhow::Result<()> {
+        let mut g = self.lock();
+        if let Some(taken) = g.places.get_mut(&user_id) {
+            *taken = taken.saturating_sub(1);
+            if *taken == 0 {
+                g.places.remove(&user_id);
+            }
+        }
+        Ok(())
     }
 
     async fn socket_update(&self, e: &SocketEntry) -> anyhow::Result<()> {

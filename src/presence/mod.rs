@@ -4,7 +4,8 @@
 //! embedded default) and [`redis::RedisPresence`] (shared by every node through Redis, with
 //! per-node leases so a node that dies without saying goodbye drops out). Both report the
 //! *transitions* — a user's first socket up, last socket down — that drive `presence` events,
-//! so the cost of a connect is independent of how many users exist.
+//! so the cost of a connect is independent of how many users exist. They also count each
+//! user's connection places (`limits.max_connections_per_user`) the same way.
 
 pub mod local;
 pub mod redis;
@@ -70,6 +71,12 @@ pub trait Presence: Send + Sync + 'static {
     /// Periodic work: refresh this node's lease, and return the users that went offline because
     /// another node died (their sockets are gone with it).
     async fn tick(&self, me: &NodeInfo) -> anyhow::Result<Vec<i64>>;
+    /// Take one of `max` connection places of this user, counted on every live node at once
+    /// (`limits.max_connections_per_user`); `false` when all are taken. A dead node's places
+    /// go with its lease.
+    async fn take_place(&self, user_id: i64, max: u32) -> anyhow::Result<bool>;
+    /// Give back a place [`take_place`](Self::take_place) gave.
+    async fn give_back_place(&self, user_id: i64) -> anyhow::Result<()>;
     /// Whether the backing store answers (`None`: there is none).
     async fn ping(&self) -> Option<Result<(), String>>;
 }

@@ -5,7 +5,8 @@
 //!
 //! Keys: `im:nodes` (zset node → heartbeat ms), `im:node:{id}:info` (NodeInfo JSON),
 //! `im:node:{id}:users` (user → socket count), `im:node:{id}:since` (user → first-up ms),
-//! `im:node:{id}:sockets` (sid → SocketEntry JSON), `im:tok:{token_hash}` ("node|sid" → SocketInfo).
+//! `im:node:{id}:sockets` (sid → SocketEntry JSON), `im:tok:{token_hash}` ("node|sid" → SocketInfo),
+//! `im:node:{id}:places` (user → connection places taken on that node).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -111,7 +112,7 @@ impl RedisPresence {
                     .ignore();
             }
         }
-        for part in ["users", "since", "sockets", "info"] {
+        for part in ["users", "since", "sockets", "info", "places"] {
             pipe.del(k_node(node, part)).ignore();
         }
         pipe.zrem(NODES, node).ignore();
@@ -124,8 +125,54 @@ impl RedisPresence {
     }
 }
 
+/// Take a place when the user's places on every live node (and this one, leased or not yet)
+/// add up to less than the maximum: read and write in one script, so two nodes admitting the
+/// same user at once cannot both take the last place.
+const TAKE_PLACE: &str = r#"
+local me, user, max = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+local total = tonumber(redis.call('HGET', 'im:node:' .. me .. ':places', user) or '0')
+for _, n in ipairs(nodes) do
+  if n ~= me then
+    total = total + tonumber(redis.call('HGET', 'im:node:' .. n .. ':places', user) or '0')
+  end
+end
+if total >= max then return 0 end
+redis.call('HINCRBY', 'im:node:' .. me .. ':places', user, 1)
+return 1
+"#;
+
+const GIVE_BACK_PLACE: &str = r#"
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"#;
+
 #[async_trait]
 impl Presence for RedisPresence {
+    async fn take_place(&self, user_id: i64, max: u32) -> anyhow::Result<bool> {
+        let mut c = self.conn.clone();
+        let min = now_ms() - self.lease.as_millis() as i64;
+        let taken: i64 = redis::Script::new(TAKE_PLACE)
+            .key(NODES)
+            .arg(min)
+            .arg(&self.node_id)
+            .arg(user_id)
+            .arg(max)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn give_back_place(&self, user_id: i64) -> anyhow::Result<()> {
+        let mut c = self.conn.clone();
+        redis::Script::new(GIVE_BACK_PLACE)
+            .key(k_node(&self.node_id, "places"))
+            .arg(user_id)
+            .invoke_async::<i64>(&mut c)
+            .await?;
+        Ok(())
+    }
+
     async fn socket_up(&self, e: &SocketEntry) -> anyhow::Result<bool> {
         let mut c = self.conn.clone();
         let me = &self.node_id;

@@ -15,7 +15,8 @@ use socketioxide::socket::DisconnectReason;
 
 use super::expiry::ExpiryHandle;
 use super::{SocketSession, emit, events, rooms};
-use crate::auth::{AuthRequest, Purpose, Session, Transport};
+use crate::auth::authenticator::Admitted;
+use crate::auth::{AuthRequest, Purpose, Transport};
 use crate::config::FailureMode;
 use crate::error::AppError;
 use crate::net;
@@ -25,7 +26,7 @@ use crate::state::AppState;
 /// Outcome of the middleware, handed to `on_connect` through the socket's extensions.
 #[derive(Clone)]
 enum Handshake {
-    Accepted(Box<Session>),
+    Accepted(Box<Admitted>),
     Rejected(Value),
 }
 
@@ -49,9 +50,9 @@ pub async fn handshake<A: Adapter>(
         parts: s.req_parts(),
         auth_payload: payload.as_ref(),
     };
-    match state.auth().authenticate(&req).await {
-        Ok(session) => {
-            s.extensions.insert(Handshake::Accepted(Box::new(session)));
+    match state.auth().admit(&req).await {
+        Ok(admitted) => {
+            s.extensions.insert(Handshake::Accepted(Box::new(admitted)));
             Ok(())
         }
         Err(e) if state.settings().auth.failure_mode == FailureMode::Strict => Err(e),
@@ -67,8 +68,8 @@ pub async fn on_connect<A: Adapter>(
     State(state): State<AppState>,
     State(expiry): State<ExpiryHandle>,
 ) {
-    let session = match s.extensions.remove::<Handshake>() {
-        Some(Handshake::Accepted(session)) => *session,
+    let Admitted { session, slot } = match s.extensions.remove::<Handshake>() {
+        Some(Handshake::Accepted(admitted)) => *admitted,
         Some(Handshake::Rejected(event)) => {
             let _ = s.emit("error", &event);
             state.metrics().event_out("error");
@@ -110,6 +111,11 @@ pub async fn on_connect<A: Adapter>(
     let ss = SocketSession { session, info };
     let entry = ss.presence_entry();
     s.extensions.insert(ss);
+    // Held while the socket lives; on_disconnect (or the socket's drop) gives the place back.
+    s.extensions.insert(slot);
+    if let Some(budget) = state.auth().limits().event_budget() {
+        s.extensions.insert(budget);
+    }
     events::register(&s);
     s.on_disconnect(on_disconnect::<A>);
     state.metrics().connections.inc();
@@ -132,6 +138,7 @@ async fn on_disconnect<A: Adapter>(
 ) {
     expiry.cancel(s.id);
     state.metrics().connections.dec();
+    s.extensions.remove::<crate::limits::ConnectionSlot>();
     let Some(ss) = s.extensions.get::<SocketSession>() else {
         return;
     };

@@ -441,6 +441,23 @@ pub async fn http_json(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// `im_handshakes_total{result, source}` as `/metrics` reports it now.
+pub async fn handshakes(app: &TestApp, result: &str, source: &str) -> u64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let want = format!("im_handshakes_total{{result=\"{result}\",source=\"{source}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&want))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// Poll `check` until it returns true (bounded); panics with `what` otherwise.
 pub async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
 where

@@ -123,23 +123,6 @@ async fn a_refused_refresh_keeps_the_old_token() {
     );
 }
 
-/// `im_handshakes_total{result, source}` as `/metrics` reports it now.
-async fn handshakes(app: &TestApp, result: &str, source: &str) -> u64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let want = format!("im_handshakes_total{{result=\"{result}\",source=\"{source}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&want))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 #[tokio::test]
 async fn auth_refresh_is_authenticated_and_counted_like_a_handshake() {
     let app = spawn_app().await;

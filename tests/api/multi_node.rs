@@ -10,15 +10,16 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-struct Cluster {
-    redis: RedisServer,
-    nodes: Vec<NodeProcess>,
+/// Also used by other modules' cluster tests (protect.rs).
+pub(crate) struct Cluster {
+    pub(crate) redis: RedisServer,
+    pub(crate) nodes: Vec<NodeProcess>,
     _dir: tempfile::TempDir,
-    db_url: String,
+    pub(crate) db_url: String,
 }
 
 impl Cluster {
-    async fn start(n: usize) -> Cluster {
+    pub(crate) async fn start(n: usize) -> Cluster {
         let redis = RedisServer::start().await;
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!(
@@ -45,7 +46,7 @@ impl Cluster {
         }
     }
 
-    async fn node(
+    pub(crate) async fn node(
         redis: &RedisServer,
         db_url: &str,
         id: &str,
@@ -57,7 +58,7 @@ impl Cluster {
         NodeProcess::start(id, &env).await
     }
 
-    async fn login(&self, node: usize, user: &str, pass: &str) -> String {
+    pub(crate) async fn login(&self, node: usize, user: &str, pass: &str) -> String {
         let (s, b) = http_json(
             Method::POST,
             &format!("{}/auth/login", self.nodes[node].base),
@@ -83,13 +84,13 @@ impl Cluster {
         assert_eq!(s, 200, "{b}");
     }
 
-    async fn connect(&self, node: usize, token: &str) -> Client {
+    pub(crate) async fn connect(&self, node: usize, token: &str) -> Client {
         let mut c = Client::connect(self.nodes[node].sio(token)).await.unwrap();
         c.expect_event("connected", WAIT).await.unwrap();
         c
     }
 
-    async fn get(&self, node: usize, path: &str, bearer: &str) -> serde_json::Value {
+    pub(crate) async fn get(&self, node: usize, path: &str, bearer: &str) -> serde_json::Value {
         http_json(
             Method::GET,
             &format!("{}{path}", self.nodes[node].base),

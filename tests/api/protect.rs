@@ -197,3 +197,151 @@ async fn a_parallel_burst_of_guesses_gets_no_more_tries_than_a_sequential_one() 
     assert_eq!((n(401), n(429)), (5, 54), "as many guesses as sequentially");
     assert_eq!(right.await.unwrap(), 429, "the lockout holds for the right password");
 }
+
+/// The code of a handshake on an already opened client ("OK" for `connected`).
+async fn verdict_of(c: &mut loadgen::sio::Client) -> String {
+    use loadgen::sio::Incoming;
+    loop {
+        match c.next(WAIT).await {
+            Some(Incoming::Event { name, .. }) if name == "connected" => return "OK".into(),
+            Some(Incoming::Event { name, args }) if name == "error" => {
+                return args[0]["code"].as_str().unwrap().to_string();
+            }
+            Some(Incoming::ConnectError(v)) => return v["message"].as_str().unwrap().to_string(),
+            Some(Incoming::Connected { .. }) => continue,
+            other => panic!("handshake ended without a verdict: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn max_connections_refuses_the_next_handshake_and_a_closed_socket_frees_its_place() {
+    let app = spawn_with(|s| s.limits.max_connections = 2).await;
+    let admin = app.login("admin", "admin123").await;
+    let kefu = app.login("kefu1", "kefu123").await;
+    let (a, _) = app.connect_ok(&admin).await;
+    let (_b, _) = app.connect_ok(&kefu).await;
+    let before = handshakes(&app, "CONNECTION_LIMIT", "auth").await;
+    // Legacy mode: connect, error {code}, server disconnect.
+    let mut c = app.connect(&admin).await;
+    let err = expect_rejected(&mut c).await;
+    assert_eq!(err["code"], "CONNECTION_LIMIT", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("connections"), "{err}");
+    assert_eq!(handshakes(&app, "CONNECTION_LIMIT", "auth").await, before + 1);
+    // A bad token is still judged by its token, not by the limit.
+    assert_eq!(handshake_code(&app, app.with_token("x.y.z")).await, "TOKEN_MALFORMED");
+    a.close().await;
+    eventually("the closed socket's place is free", 10, || async {
+        app.state.auth().limits().node_connections() == 1
+    })
+    .await;
+    let (_c, _) = app.connect_ok(&admin).await;
+    assert_eq!(app.state.auth().limits().node_connections(), 2);
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_over_the_limit_with_connect_error() {
+    let app = spawn_with(|s| {
+        s.limits.max_connections_per_user = 1;
+        s.auth.failure_mode = im_server::config::FailureMode::Strict;
+    })
+    .await;
+    let admin = app.login("admin", "admin123").await;
+    let (_a, _) = app.connect_ok(&admin).await;
+    assert_eq!(handshake_code(&app, app.with_token(&admin)).await, "CONNECTION_LIMIT");
+    let kefu = app.login("kefu1", "kefu123").await;
+    let (_k, _) = app.connect_ok(&kefu).await; // another user has places of their own
+}
+
+#[tokio::test]
+async fn handshakes_per_address_count_refused_ones_and_spare_other_addresses() {
+    let app = spawn_with(|s| s.limits.handshakes_per_ip_per_minute = 3).await;
+    let admin = app.login("admin", "admin123").await;
+    let from = |ip: [u8; 4], token: &str| ConnectOptions {
+        local_addr: Some(std::net::IpAddr::from(ip)),
+        ..app.with_token(token)
+    };
+    assert_eq!(handshake_code(&app, from([127, 0, 0, 1], "bad")).await, "TOKEN_MALFORMED");
+    assert_eq!(handshake_code(&app, from([127, 0, 0, 1], &admin)).await, "OK");
+    assert_eq!(handshake_code(&app, from([127, 0, 0, 1], &admin)).await, "OK");
+    assert_eq!(
+        handshake_code(&app, from([127, 0, 0, 1], &admin)).await,
+        "RATE_LIMITED",
+        "the fourth handshake within a minute, the refused one counted"
+    );
+    assert_eq!(handshake_code(&app, from([127, 0, 0, 9], &admin)).await, "OK");
+    assert_eq!(handshakes(&app, "RATE_LIMITED", "auth").await, 1);
+}
+
+#[tokio::test]
+async fn events_over_the_socket_rate_are_refused_without_effect_and_the_socket_stays() {
+    let app = spawn_with(|s| s.limits.events_per_socket_per_second = 5).await;
+    let admin = app.login("admin", "admin123").await;
+    let (c, _) = app.connect_ok(&admin).await;
+    let em = c.emitter();
+    let sends = (0..30).map(|i| {
+        let em = em.clone();
+        async move {
+            em.emit_with_ack(
+                "send_message",
+                json!({"to": 2, "content": format!("burst {i}")}),
+                WAIT,
+            )
+            .await
+            .unwrap()
+        }
+    });
+    let acks = futures_util::future::join_all(sends).await;
+    let ok = acks.iter().filter(|a| a[0]["ok"] == true).count();
+    let limited = acks
+        .iter()
+        .filter(|a| a[0]["code"] == "RATE_LIMITED")
+        .count();
+    assert_eq!(ok + limited, 30, "{acks:?}");
+    assert!((5..30).contains(&ok) && limited > 0, "ok {ok}, limited {limited}");
+    let (_, history) = app.get("/api/messages?with=2&limit=100", Some(&admin)).await;
+    let stored = history["data"]["messages"].as_array().unwrap().len();
+    assert_eq!(stored, ok, "a refused event is not carried out: {history}");
+    // The socket stays, and gets events through again once its budget refills.
+    eventually("an event accepted again", 10, || async {
+        let ack = c
+            .emit_with_ack("presence:subscribe", json!({"userIds": [2]}), WAIT)
+            .await
+            .unwrap();
+        ack[0]["ok"] == true
+    })
+    .await;
+    assert!(!c.is_closed());
+}
+
+#[tokio::test]
+async fn max_connections_per_user_counts_across_nodes_and_forgets_a_dead_node() {
+    use crate::multi_node::Cluster;
+    let mut c = Cluster::start(0).await;
+    for id in ["node-a", "node-b"] {
+        let extra = [("IM_LIMITS__MAX_CONNECTIONS_PER_USER", "2")];
+        let node = Cluster::node(&c.redis, &c.db_url, id, &extra).await;
+        c.nodes.push(node);
+    }
+    let admin = c.login(0, "admin", "admin123").await;
+    let _on_a = c.connect(0, &admin).await;
+    let _on_b = c.connect(1, &admin).await;
+    for node in 0..2 {
+        let mut third = loadgen::sio::Client::connect(c.nodes[node].sio(&admin))
+            .await
+            .unwrap();
+        assert_eq!(verdict_of(&mut third).await, "CONNECTION_LIMIT", "node {node}");
+    }
+    let kefu = c.login(1, "kefu1", "kefu123").await;
+    let _k = c.connect(0, &kefu).await;
+    // node-b dies without a goodbye: its place goes with its lease (3 s in these tests).
+    c.nodes[1].kill();
+    eventually("the dead node's place is given back", 20, || {
+        let opts = c.nodes[0].sio(&admin);
+        async move {
+            let mut s = loadgen::sio::Client::connect(opts).await.unwrap();
+            verdict_of(&mut s).await == "OK"
+        }
+    })
+    .await;
+}

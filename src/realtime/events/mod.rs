@@ -112,6 +112,19 @@ async fn dispatch<A: Adapter>(
     State(events): State<Events>,
     State(expiry): State<ExpiryHandle>,
 ) {
+    // Contract §11: over the socket's rate the event is not carried out; the socket stays.
+    if let Some(budget) = s.extensions.get::<crate::limits::EventBudget>()
+        && !budget.spend()
+    {
+        ack(
+            reply,
+            Err(AppError::with_message(
+                ErrorCode::RateLimited,
+                "Too many events on this socket: slow down (limits.events_per_socket_per_second).",
+            )),
+        );
+        return;
+    }
     let Some(handler) = events.get(&event).cloned() else {
         state.metrics().event_in("unknown");
         ack(
