@@ -105,4 +105,3 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
         .await
         .map_err(|_| sea_orm::DbErr::Custom("database ping timed out".into()))?
 }
-

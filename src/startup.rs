@@ -102,8 +102,8 @@ impl Application {
         let metrics = Metrics::new();
         let store = Arc::new(OwnStore::new(db.clone()));
         let limits = crate::limits::Limits::new(&settings.limits, Some(presence.clone()));
-        let auth = Authenticator::new(settings.clone(), keys, store, metrics.clone())
-            .with_limits(limits);
+        let auth =
+            Authenticator::new(settings.clone(), keys, store, metrics.clone()).with_limits(limits);
         let state = AppState::new(StateParts {
             settings,
             db,

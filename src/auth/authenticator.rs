@@ -129,7 +129,14 @@ impl Authenticator {
         .await;
         let elapsed = started.elapsed();
         let logged = result.as_ref().map(|(s, _)| s);
-        self.log(req, client, found.as_ref(), ignored.as_deref(), logged, elapsed);
+        self.log(
+            req,
+            client,
+            found.as_ref(),
+            ignored.as_deref(),
+            logged,
+            elapsed,
+        );
         if req.purpose != Purpose::Http {
             let verdict = result.as_ref().err().map_or("OK", |e| e.code.as_str());
             let source = found.as_ref().map_or("none", |f| f.source.as_str());

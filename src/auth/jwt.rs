@@ -243,7 +243,10 @@ impl Keys {
         }
         let claims = result?;
         // An `iat` in the future is a clock ahead of ours (the issuer's): like `nbf`.
-        if claims.iat.is_some_and(|iat| iat > now + self.leeway_secs as i64) {
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now + self.leeway_secs as i64)
+        {
             return Err(ErrorCode::TokenNotYetValid);
         }
         let user_id = claims.user_id().ok_or(ErrorCode::TokenClaimsInvalid)?;
@@ -363,9 +366,8 @@ mod tests {
 
     /// A token signed with the test key, with any header and claims.
     fn signed(header: Value, claims: Value) -> String {
-        let b64 = |v: &Value| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-        };
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
         let input = format!("{}.{}", b64(&header), b64(&claims));
         let key = jsonwebtoken::EncodingKey::from_secret(b"a-test-secret-that-is-long-enough-123");
         let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
@@ -378,7 +380,11 @@ mod tests {
         let now = Utc::now().timestamp();
         let hs = serde_json::json!({"alg": "HS256", "typ": "JWT"});
         let ok = signed(hs.clone(), serde_json::json!({"sub": "7", "exp": now + 60}));
-        assert_eq!(k.verify(&ok, now).unwrap().user_id, 7, "the helper signs validly");
+        assert_eq!(
+            k.verify(&ok, now).unwrap().user_id,
+            7,
+            "the helper signs validly"
+        );
         let crit = signed(
             serde_json::json!({"alg": "HS256", "crit": ["exp-ext"], "exp-ext": 1}),
             serde_json::json!({"sub": "7", "exp": now + 60}),
@@ -388,7 +394,10 @@ mod tests {
             hs.clone(),
             serde_json::json!({"sub": "7", "iat": now + 3600, "exp": now + 7200}),
         );
-        assert_eq!(k.verify(&ahead, now).unwrap_err(), ErrorCode::TokenNotYetValid);
+        assert_eq!(
+            k.verify(&ahead, now).unwrap_err(),
+            ErrorCode::TokenNotYetValid
+        );
         let within = signed(
             hs.clone(),
             serde_json::json!({"sub": "7", "iat": now + 10, "exp": now + 60}),
@@ -396,7 +405,10 @@ mod tests {
         assert!(k.verify(&within, now).is_ok(), "within the leeway");
         for sub in [serde_json::json!({"id": 7}), serde_json::json!([7])] {
             let t = signed(hs.clone(), serde_json::json!({"sub": sub, "exp": now + 60}));
-            assert_eq!(k.verify(&t, now).unwrap_err(), ErrorCode::TokenClaimsInvalid);
+            assert_eq!(
+                k.verify(&t, now).unwrap_err(),
+                ErrorCode::TokenClaimsInvalid
+            );
         }
     }
 

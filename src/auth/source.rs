@@ -254,6 +254,9 @@ pub(crate) mod tests {
         );
         let p = b.body(()).unwrap().into_parts().0;
         let f = find(&p, None, &cfg, all).expect("a non-ASCII token is still a token");
-        assert_eq!((f.source, f.token.as_str()), (TokenSource::Header, "ab\u{e9}c"));
+        assert_eq!(
+            (f.source, f.token.as_str()),
+            (TokenSource::Header, "ab\u{e9}c")
+        );
     }
 }

@@ -96,11 +96,9 @@ pub fn redact_url(url: &str) -> String {
         return url.to_string();
     };
     match authority[..at].split_once(':') {
-        Some((user, _password)) => format!(
-            "{}://{user}:***@{}",
-            &url[..scheme_end],
-            &rest[at + 1..]
-        ),
+        Some((user, _password)) => {
+            format!("{}://{user}:***@{}", &url[..scheme_end], &rest[at + 1..])
+        }
         None => url.to_string(),
     }
 }
@@ -111,7 +109,10 @@ mod tests {
 
     #[test]
     fn only_the_password_of_a_url_is_hidden() {
-        assert_eq!(redact_url("mysql://im:secret@db/im"), "mysql://im:***@db/im");
+        assert_eq!(
+            redact_url("mysql://im:secret@db/im"),
+            "mysql://im:***@db/im"
+        );
         assert_eq!(
             redact_url("redis://:p@ss@127.0.0.1:6379/?protocol=resp3"),
             "redis://:***@127.0.0.1:6379/?protocol=resp3"

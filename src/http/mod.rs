@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod messages;
 pub mod publish;
 pub mod reply;
+pub mod wrong_path;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,6 +69,7 @@ pub fn router(state: AppState, realtime: Realtime<impl socketioxide::adapter::Ad
     api.layer(
         ServiceBuilder::new()
             .layer(cors(&state))
+            .layer(middleware::from_fn(wrong_path::guard))
             .map_request(compact_request)
             .layer(socketio),
     )

@@ -30,7 +30,9 @@ async fn bearer_twice_and_non_ascii_are_malformed_on_every_source_and_in_the_dia
     let app = spawn_app().await;
     let token = app.login("admin", "admin123").await;
     assert_eq!(
-        validate_with(&app, format!("Bearer {token}").as_bytes()).await.0,
+        validate_with(&app, format!("Bearer {token}").as_bytes())
+            .await
+            .0,
         200
     );
     let twice = format!("Bearer Bearer {token}");
@@ -60,7 +62,10 @@ async fn bearer_twice_and_non_ascii_are_malformed_on_every_source_and_in_the_dia
         let d = diagnose::diagnose(app.state.auth(), &twice, Some(source), None).await;
         let d = serde_json::to_value(&d).unwrap();
         assert_eq!(d["verdict"], "TOKEN_MALFORMED", "{source:?}: {d}");
-        assert!(d.to_string().contains("Bearer"), "names the second Bearer: {d}");
+        assert!(
+            d.to_string().contains("Bearer"),
+            "names the second Bearer: {d}"
+        );
     }
 }
 
@@ -88,7 +93,10 @@ async fn crit_future_iat_and_structured_sub_get_their_codes_in_handshake_and_dia
             "crit",
         ),
         (
-            sign(hs.clone(), json!({"sub": "1", "iat": now + 7200, "exp": now + 9000})),
+            sign(
+                hs.clone(),
+                json!({"sub": "1", "iat": now + 7200, "exp": now + 9000}),
+            ),
             "TOKEN_NOT_YET_VALID",
             "clock",
         ),
@@ -110,7 +118,10 @@ async fn crit_future_iat_and_structured_sub_get_their_codes_in_handshake_and_dia
         let d = diagnose::diagnose(app.state.auth(), &token, None, None).await;
         let d = serde_json::to_value(&d).unwrap();
         assert_eq!(d["verdict"], code, "{d}");
-        assert!(d.to_string().contains(named), "the diagnosis names {named}: {d}");
+        assert!(
+            d.to_string().contains(named),
+            "the diagnosis names {named}: {d}"
+        );
     }
 }
 
@@ -137,20 +148,32 @@ fn url_passwords_never_appear_in_config_output_or_startup_errors() {
     };
     let urls = [
         ("DATABASE_URL", "mysql://im:db-pw-0f1e@127.0.0.1:1/im"),
-        ("REDIS_URL", "redis://:redis-pw-9a8b@127.0.0.1:1/?protocol=resp3"),
+        (
+            "REDIS_URL",
+            "redis://:redis-pw-9a8b@127.0.0.1:1/?protocol=resp3",
+        ),
     ];
     for args in [&["config"][..], &["config", "--json"]] {
         let (ok, out) = run(args, &urls);
         assert!(ok, "{out}");
-        assert!(!out.contains("db-pw-0f1e") && !out.contains("redis-pw-9a8b"), "{out}");
-        assert!(out.contains("mysql://im:***@127.0.0.1:1/im"), "user and host kept: {out}");
+        assert!(
+            !out.contains("db-pw-0f1e") && !out.contains("redis-pw-9a8b"),
+            "{out}"
+        );
+        assert!(
+            out.contains("mysql://im:***@127.0.0.1:1/im"),
+            "user and host kept: {out}"
+        );
         assert!(out.contains("redis://:***@127.0.0.1:1/"), "{out}");
     }
     // Unreachable database, then unreachable Redis: the one-line error names the key, not the
     // password.
     let (ok, out) = run(&["serve"], &urls[..1]);
     assert!(!ok && out.contains("database.url"), "{out}");
-    assert!(!out.contains("db-pw-0f1e") && out.contains("im:***@"), "{out}");
+    assert!(
+        !out.contains("db-pw-0f1e") && out.contains("im:***@"),
+        "{out}"
+    );
     let (ok, out) = run(&["serve"], &urls[1..]);
     assert!(!ok && out.contains("redis.url"), "{out}");
     assert!(!out.contains("redis-pw-9a8b"), "{out}");
@@ -195,7 +218,11 @@ async fn a_parallel_burst_of_guesses_gets_no_more_tries_than_a_sequential_one() 
     }
     let n = |code| statuses.iter().filter(|s| **s == code).count();
     assert_eq!((n(401), n(429)), (5, 54), "as many guesses as sequentially");
-    assert_eq!(right.await.unwrap(), 429, "the lockout holds for the right password");
+    assert_eq!(
+        right.await.unwrap(),
+        429,
+        "the lockout holds for the right password"
+    );
 }
 
 /// The code of a handshake on an already opened client ("OK" for `connected`).
@@ -226,10 +253,19 @@ async fn max_connections_refuses_the_next_handshake_and_a_closed_socket_frees_it
     let mut c = app.connect(&admin).await;
     let err = expect_rejected(&mut c).await;
     assert_eq!(err["code"], "CONNECTION_LIMIT", "{err}");
-    assert!(err["message"].as_str().unwrap().contains("connections"), "{err}");
-    assert_eq!(handshakes(&app, "CONNECTION_LIMIT", "auth").await, before + 1);
+    assert!(
+        err["message"].as_str().unwrap().contains("connections"),
+        "{err}"
+    );
+    assert_eq!(
+        handshakes(&app, "CONNECTION_LIMIT", "auth").await,
+        before + 1
+    );
     // A bad token is still judged by its token, not by the limit.
-    assert_eq!(handshake_code(&app, app.with_token("x.y.z")).await, "TOKEN_MALFORMED");
+    assert_eq!(
+        handshake_code(&app, app.with_token("x.y.z")).await,
+        "TOKEN_MALFORMED"
+    );
     a.close().await;
     eventually("the closed socket's place is free", 10, || async {
         app.state.auth().limits().node_connections() == 1
@@ -248,7 +284,10 @@ async fn strict_mode_refuses_over_the_limit_with_connect_error() {
     .await;
     let admin = app.login("admin", "admin123").await;
     let (_a, _) = app.connect_ok(&admin).await;
-    assert_eq!(handshake_code(&app, app.with_token(&admin)).await, "CONNECTION_LIMIT");
+    assert_eq!(
+        handshake_code(&app, app.with_token(&admin)).await,
+        "CONNECTION_LIMIT"
+    );
     let kefu = app.login("kefu1", "kefu123").await;
     let (_k, _) = app.connect_ok(&kefu).await; // another user has places of their own
 }
@@ -261,15 +300,27 @@ async fn handshakes_per_address_count_refused_ones_and_spare_other_addresses() {
         local_addr: Some(std::net::IpAddr::from(ip)),
         ..app.with_token(token)
     };
-    assert_eq!(handshake_code(&app, from([127, 0, 0, 1], "bad")).await, "TOKEN_MALFORMED");
-    assert_eq!(handshake_code(&app, from([127, 0, 0, 1], &admin)).await, "OK");
-    assert_eq!(handshake_code(&app, from([127, 0, 0, 1], &admin)).await, "OK");
+    assert_eq!(
+        handshake_code(&app, from([127, 0, 0, 1], "bad")).await,
+        "TOKEN_MALFORMED"
+    );
+    assert_eq!(
+        handshake_code(&app, from([127, 0, 0, 1], &admin)).await,
+        "OK"
+    );
+    assert_eq!(
+        handshake_code(&app, from([127, 0, 0, 1], &admin)).await,
+        "OK"
+    );
     assert_eq!(
         handshake_code(&app, from([127, 0, 0, 1], &admin)).await,
         "RATE_LIMITED",
         "the fourth handshake within a minute, the refused one counted"
     );
-    assert_eq!(handshake_code(&app, from([127, 0, 0, 9], &admin)).await, "OK");
+    assert_eq!(
+        handshake_code(&app, from([127, 0, 0, 9], &admin)).await,
+        "OK"
+    );
     assert_eq!(handshakes(&app, "RATE_LIMITED", "auth").await, 1);
 }
 
@@ -298,8 +349,13 @@ async fn events_over_the_socket_rate_are_refused_without_effect_and_the_socket_s
         .filter(|a| a[0]["code"] == "RATE_LIMITED")
         .count();
     assert_eq!(ok + limited, 30, "{acks:?}");
-    assert!((5..30).contains(&ok) && limited > 0, "ok {ok}, limited {limited}");
-    let (_, history) = app.get("/api/messages?with=2&limit=100", Some(&admin)).await;
+    assert!(
+        (5..30).contains(&ok) && limited > 0,
+        "ok {ok}, limited {limited}"
+    );
+    let (_, history) = app
+        .get("/api/messages?with=2&limit=100", Some(&admin))
+        .await;
     let stored = history["data"]["messages"].as_array().unwrap().len();
     assert_eq!(stored, ok, "a refused event is not carried out: {history}");
     // The socket stays, and gets events through again once its budget refills.
@@ -330,7 +386,11 @@ async fn max_connections_per_user_counts_across_nodes_and_forgets_a_dead_node() 
         let mut third = loadgen::sio::Client::connect(c.nodes[node].sio(&admin))
             .await
             .unwrap();
-        assert_eq!(verdict_of(&mut third).await, "CONNECTION_LIMIT", "node {node}");
+        assert_eq!(
+            verdict_of(&mut third).await,
+            "CONNECTION_LIMIT",
+            "node {node}"
+        );
     }
     let kefu = c.login(1, "kefu1", "kefu123").await;
     let _k = c.connect(0, &kefu).await;
@@ -344,4 +404,94 @@ async fn max_connections_per_user_counts_across_nodes_and_forgets_a_dead_node() 
         }
     })
     .await;
+}
+
+/// One raw HTTP/1.1 request over TCP; the response head and body as text (bounded wait).
+async fn raw_http(app: &TestApp, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = vec![];
+    let mut buf = [0u8; 4096];
+    // Until the server closes or the answer is complete; a hang fails at the bound.
+    let read = async {
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&out);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head.lines().find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                });
+                if len.is_some_and(|len| body.len() >= len) || head.starts_with("HTTP/1.1 101") {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the server answers at once, never hangs");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn wrong_paths_name_the_right_one_and_a_half_upgrade_gets_400_at_once() {
+    let app = spawn_app().await;
+    let secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2ln";
+    for path in ["/im", "/ws", "/", "/api/socket.io/"] {
+        let url = app.url(&format!("{path}?EIO=4&transport=polling&token={secret}"));
+        let resp = app.http.get(url).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert!(status >= 400, "{path}: {status}");
+        assert!(
+            body.contains("/socket.io/") && body.contains("io(\\\"http://HOST:PORT/im\\\")"),
+            "{path}: {body}"
+        );
+        assert!(
+            !body.contains(secret) && !body.contains("c2VjcmV0"),
+            "{path} echoes the token: {body}"
+        );
+        // The same path as a WebSocket upgrade, over raw TCP.
+        let answer = raw_http(
+            &app,
+            &format!(
+                "GET {path}?token={secret} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
+        assert!(
+            answer.contains("/socket.io/") && !answer.contains(secret),
+            "{answer}"
+        );
+    }
+    let resp = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.text().await.unwrap().contains("<html"),
+        "plain GET / is the demo page"
+    );
+    // What nginx forwards without `proxy_set_header Upgrade`: the key, no Upgrade/Connection.
+    let answer = raw_http(
+        &app,
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("Upgrade") && answer.contains("proxy"),
+        "{answer}"
+    );
+    // The real upgrade still works.
+    let (_c, _) = app.connect_ok(&app.login("admin", "admin123").await).await;
 }
