@@ -80,6 +80,21 @@ pub async fn find_by_username(
         .await
 }
 
+/// Set `is_active` of the user named `username`; `None` when there is no such user.
+pub async fn set_active(
+    db: &impl ConnectionTrait,
+    username: &str,
+    active: bool,
+) -> Result<Option<users::Model>, sea_orm::DbErr> {
+    let Some(user) = find_by_username(db, username).await? else {
+        return Ok(None);
+    };
+    let mut row: users::ActiveModel = user.into();
+    row.is_active = Set(active);
+    row.updated_at = Set(Utc::now());
+    row.update(db).await.map(Some)
+}
+
 /// Development convenience: when there are no users at all, create the demo accounts.
 pub async fn seed_demo_users(db: &impl ConnectionTrait) -> anyhow::Result<bool> {
     if users::Entity::find().count(db).await? > 0 {

@@ -83,6 +83,18 @@ impl AuthCache {
             .insert(token_hash.to_string(), (Instant::now(), c));
     }
 
+    /// Forget every cached verdict naming this user (disabled or enabled by an operator).
+    pub fn invalidate_user(&self, user_id: i64) {
+        let hashes: Vec<String> = self
+            .lock()
+            .entries
+            .iter()
+            .filter(|(_, (_, c))| matches!(&c.user, Lookup::Found(u) if u.id == user_id))
+            .map(|(h, _)| h.clone())
+            .collect();
+        self.invalidate(&hashes);
+    }
+
     pub fn invalidate(&self, token_hashes: &[String]) {
         let ttl = self.ttl;
         let mut inner = self.lock();

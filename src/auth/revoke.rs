@@ -3,6 +3,10 @@
 //! write), forget cached verdicts here and on every node (no handshake can then be accepted
 //! from a cache), then kick the live sockets on every node with the code.
 //!
+//! A user disabled or enabled again by an operator ([`user_changed`]) comes here too: cached
+//! verdicts naming the user are dropped, and a disabled user's sockets are kicked with
+//! `USER_DISABLED`. Every node hears the operator's announcement and does this for itself.
+//!
 //! Expiry does not come here: an expired token fails its own `exp` check on every node, so no
 //! row, cache or other node needs telling; the expiry timer kicks its one socket locally.
 
@@ -19,6 +23,37 @@ pub trait SocketKicker: Send + Sync {
     /// `error {code}` then a disconnect for every socket using one of these tokens, on every
     /// node; how many sockets that was.
     fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize>;
+    /// `error {code}` then a disconnect for every socket of this user on THIS node.
+    fn kick_user_here(&self, user_id: i64, code: ErrorCode) -> BoxFuture<'static, usize>;
+}
+
+/// The Redis channel on which `im-server user disable|enable` tells every node.
+pub const USER_CHANGES: &str = "im:user-active";
+
+/// What `im-server user disable|enable` announces.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct UserChange {
+    pub user_id: i64,
+    pub active: bool,
+}
+
+/// An operator changed a user's `is_active` (heard on every node): no cached verdict may
+/// still say otherwise, and a disabled user keeps no socket. Returns the sockets kicked here.
+pub async fn user_changed(
+    auth: &Authenticator,
+    sockets: &dyn SocketKicker,
+    user_id: i64,
+    active: bool,
+) -> usize {
+    auth.cache().invalidate_user(user_id);
+    match active {
+        true => 0,
+        false => {
+            sockets
+                .kick_user_here(user_id, ErrorCode::UserDisabled)
+                .await
+        }
+    }
 }
 
 /// What to revoke, and the code the sockets get.

@@ -2,6 +2,7 @@
 //! `config`. Every failure prints one line and exits non-zero.
 
 mod token;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +107,17 @@ pub enum UserCommand {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Disable a user: the row says so, and with Redis every running node drops its cached
+    /// verdicts and kicks the user's sockets with USER_DISABLED at once.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled user again (every running node forgets the cached refusal).
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
     /// Create many users at once (load tests): PREFIX1..PREFIXN sharing one password.
     Seed {
         #[arg(long, default_value = "bench")]
@@ -179,6 +191,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::User {
+            command: UserCommand::Disable { username },
+        } => user::set_active(&loaded.settings, &username, false).await,
+        Command::User {
+            command: UserCommand::Enable { username },
+        } => user::set_active(&loaded.settings, &username, true).await,
         Command::User {
             command:
                 UserCommand::Seed {

@@ -1,6 +1,8 @@
 //! [`Hub`]: what HTTP (and revocation) may do with sockets, independent of the adapter type:
 //! kick the sockets of tokens, list a token's sockets, publish, close everything.
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -39,6 +41,16 @@ pub struct SocketHub<A: Adapter> {
     revocations: Option<redis_driver::CmDriver>,
 }
 
+impl<A: Adapter> Clone for SocketHub<A> {
+    fn clone(&self) -> Self {
+        SocketHub {
+            io: self.io.clone(),
+            state: self.state.clone(),
+            revocations: self.revocations.clone(),
+        }
+    }
+}
+
 impl<A: Adapter> SocketHub<A> {
     pub fn new(
         io: SocketIo<A>,
@@ -70,30 +82,58 @@ impl<A: Adapter> SocketKicker for SocketHub<A> {
     }
 
     fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize> {
-        let io = self.io.clone();
-        let state = self.state.clone();
+        let hub = self.clone();
         Box::pin(async move {
-            let Some(ns) = io.of(NAMESPACE) else { return 0 };
+            let Some(ns) = hub.io.of(NAMESPACE) else {
+                return 0;
+            };
             let rooms: Vec<String> = token_hashes.iter().map(|h| rooms::token(h)).collect();
             if rooms.is_empty() {
                 return 0;
             }
-            let metrics = state.metrics();
-            let op = ns.clone().within(rooms.clone());
-            let sockets = match op.clone().fetch_sockets().await {
-                Ok(s) => s.len(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot list sockets to kick; kicking blind");
-                    0
-                }
-            };
-            let _ = emit::emit(op, "error", &AppError::new(code).to_event(), metrics).await;
-            if let Err(e) = ns.within(rooms).disconnect().await {
-                tracing::warn!(error = %e, code = %code, "kick: could not disconnect sockets");
-            }
-            metrics.kick(code.as_str(), sockets as u64);
-            sockets
+            hub.kick(ns.within(rooms), code).await
         })
+    }
+
+    fn kick_user_here(&self, user_id: i64, code: ErrorCode) -> BoxFuture<'static, usize> {
+        let hub = self.clone();
+        Box::pin(async move {
+            let Some(ns) = hub.io.of(NAMESPACE) else {
+                return 0;
+            };
+            hub.kick(ns.local().within(rooms::user(user_id)), code)
+                .await
+        })
+    }
+}
+
+impl<A: Adapter> SocketHub<A> {
+    /// `error {code}` + disconnect for `op`'s sockets, counted in `im_kicks_total`.
+    async fn kick(
+        &self,
+        op: socketioxide::operators::BroadcastOperators<A>,
+        code: ErrorCode,
+    ) -> usize {
+        let metrics = self.state.metrics();
+        let sockets = match op.clone().fetch_sockets().await {
+            Ok(s) => s.len(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list sockets to kick; kicking blind");
+                0
+            }
+        };
+        let _ = emit::emit(
+            op.clone(),
+            "error",
+            &AppError::new(code).to_event(),
+            metrics,
+        )
+        .await;
+        if let Err(e) = op.disconnect().await {
+            tracing::warn!(error = %e, code = %code, "kick: could not disconnect sockets");
+        }
+        metrics.kick(code.as_str(), sockets as u64);
+        sockets
     }
 }
 
@@ -141,6 +181,39 @@ impl<A: Adapter> Hub for SocketHub<A> {
     fn as_kicker(&self) -> &dyn SocketKicker {
         self
     }
+}
+
+/// Apply `im-server user disable|enable` announcements (every node hears them): through
+/// [`revoke::user_changed`](crate::auth::revoke::user_changed), cache then kicks.
+pub async fn listen_for_user_changes(
+    bus: &redis_driver::CmDriver,
+    state: &AppState,
+    hub: Arc<dyn Hub>,
+) -> anyhow::Result<()> {
+    use crate::auth::revoke::{self, USER_CHANGES, UserChange};
+    use futures_util::StreamExt;
+    use socketioxide_redis::drivers::Driver;
+    let mut stream = bus.subscribe(USER_CHANGES.into(), 1024).await?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some((_, payload)) = stream.next().await {
+            match serde_json::from_slice::<UserChange>(&payload) {
+                Ok(c) => {
+                    let kicked =
+                        revoke::user_changed(state.auth(), hub.as_kicker(), c.user_id, c.active)
+                            .await;
+                    tracing::info!(
+                        user_id = c.user_id,
+                        active = c.active,
+                        kicked,
+                        "user state changed by an operator"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring a malformed user change message"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Drop cached auth of tokens another node revoked. The subscription is resumed by the driver

@@ -83,6 +83,7 @@ pub async fn build_cluster(
     let driver = redis_driver::CmDriver::new(client).await?;
     let revocations = driver.clone();
     let admin_bus = driver.clone();
+    let user_changes = driver.clone();
     hub::listen_for_revocations(&revocations, &state).await?;
     let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         driver,
@@ -95,6 +96,7 @@ pub async fn build_cluster(
         .with_state(events)
         .build_layer();
     let hub = start(&io, &state, expiry_rx, Some(revocations));
+    hub::listen_for_user_changes(&user_changes, &state, hub.clone()).await?;
     // With a remote adapter a namespace exists only once the adapter has subscribed.
     io.ns("/", async || {}).await?;
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))

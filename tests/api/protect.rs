@@ -495,3 +495,60 @@ async fn wrong_paths_name_the_right_one_and_a_half_upgrade_gets_400_at_once() {
     // The real upgrade still works.
     let (_c, _) = app.connect_ok(&app.login("admin", "admin123").await).await;
 }
+
+#[tokio::test]
+async fn user_disable_kicks_the_users_sockets_on_every_node_and_enable_lets_them_back() {
+    use crate::multi_node::Cluster;
+    let c = Cluster::start(2).await;
+    let admin = c.login(0, "admin", "admin123").await;
+    let kefu = c.login(0, "kefu1", "kefu123").await;
+    let mut on_a = c.connect(0, &admin).await;
+    let mut on_b = c.connect(1, &admin).await;
+    let mut bystander = c.connect(1, &kefu).await;
+    let cli = |command: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_im-server"))
+            .args(["user", command, "--username", "admin"])
+            .env_clear()
+            .env("DATABASE_URL", &c.db_url)
+            .env("REDIS_URL", c.redis.url())
+            .env("JWT_SECRET", SECRET)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let said = cli("disable");
+    assert!(
+        said.contains("disabled") && said.contains("2 running node"),
+        "{said}"
+    );
+    for s in [&mut on_a, &mut on_b] {
+        let err = expect_rejected(s).await;
+        assert_eq!(err["code"], "USER_DISABLED", "{err}");
+    }
+    // The cache was dropped at once: the very next handshake (well within cache_ttl_secs)
+    // and HTTP call see the row.
+    for node in 0..2 {
+        let mut s = loadgen::sio::Client::connect(c.nodes[node].sio(&admin))
+            .await
+            .unwrap();
+        assert_eq!(verdict_of(&mut s).await, "USER_DISABLED", "node {node}");
+    }
+    let v = c.get(1, "/auth/validate", &admin).await;
+    assert_eq!(v["code"], "USER_DISABLED", "{v}");
+    // Nobody else was touched.
+    let ack = bystander
+        .emit_with_ack("presence:subscribe", json!({"userIds": [1]}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack[0]["ok"], true, "{ack:?}");
+    assert!(cli("enable").contains("enabled"));
+    for node in 0..2 {
+        let _back = c.connect(node, &admin).await;
+    }
+}
