@@ -6,7 +6,8 @@
 //! # Layout — in handshake order
 //! - [`cli`]: `serve | migrate | user | token inspect | config`; `main.rs` only calls it.
 //! - [`config`]: figment layers → [`config::Settings`]; `validate()` names the failing key.
-//! - [`startup`]: `Application::build` (the seam shared by CLI, tests and embedders) and the drain.
+//! - [`startup`]: `Application::build` (the seam shared by CLI, tests and embedders) and the drain;
+//!   [`serve`]: the accept loop (hyper with a header read timeout).
 //! - [`net`]: client address (trust_proxy) and Origin checks for both transports.
 //! - [`auth`]: THE authentication path: [`auth::Authenticator`] over a [`auth::store::TokenStore`],
 //!   one [`auth::decide::decide`] for handshake and diagnosis, one [`auth::revoke::revoke`].
@@ -48,6 +49,7 @@ pub mod metrics;
 pub mod net;
 pub mod presence;
 pub mod realtime;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

@@ -3,13 +3,12 @@
 //! `run_until_stopped` serves until the given shutdown future resolves, then drains within
 //! `server.shutdown_timeout_secs`.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -186,19 +185,8 @@ impl Application {
             tracing::info!("shutting down: no new connections; closing sockets");
             hub.close().await;
         };
-        // Small writes (the Engine.IO OPEN packet, `connected`, a chat message) must leave at
-        // once: with Nagle on, each waited for the peer's delayed ACK, ~40 ms per handshake.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .into_future();
+        let header_timeout = Duration::from_secs(state.settings().server.header_read_timeout_secs);
+        let serve = crate::serve::serve(listener, router, header_timeout, graceful);
         let drain = Duration::from_secs(state.settings().server.shutdown_timeout_secs);
         let mut deadline_rx = stop_rx;
         let deadline = async move {

@@ -188,6 +188,8 @@ pub struct ServerSettings {
     pub node_id: Option<String>,
     /// Upper bound for the graceful drain after SIGTERM (keep below PM2 `kill_timeout`).
     pub shutdown_timeout_secs: u64,
+    /// A request's headers must arrive within this (a slow-header client is cut off).
+    pub header_read_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -279,6 +281,7 @@ impl Default for Settings {
                 api_key: None,
                 node_id: None,
                 shutdown_timeout_secs: 10,
+                header_read_timeout_secs: 10,
             },
             database: DatabaseSettings {
                 url: "sqlite://im.db?mode=rwc".into(),

@@ -552,3 +552,36 @@ async fn user_disable_kicks_the_users_sockets_on_every_node_and_enable_lets_them
         let _back = c.connect(node, &admin).await;
     }
 }
+
+#[tokio::test]
+async fn a_client_sending_its_headers_slowly_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(|s| s.server.header_read_timeout_secs = 1).await;
+    let slow = (0..20).map(|_| async {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // One header byte every 200 ms, for at most 15 s: the server must hang up first.
+        for _ in 0..75 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if tcp.write_all(b"x").await.is_err() {
+                return true;
+            }
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(std::time::Duration::from_millis(1), tcp.read(&mut buf))
+                .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => return true, // an error response, then the close
+                Err(_) => {}
+            }
+        }
+        false
+    });
+    let cut = futures_util::future::join_all(slow).await;
+    assert!(cut.iter().all(|c| *c), "still open after 15 s: {cut:?}");
+    // A normal client is served as before.
+    let (status, body) = app.get("/health", None).await;
+    assert_eq!(status, 200, "{body}");
+}
