@@ -10,6 +10,7 @@ mod config;
 mod debug_transport;
 mod diagnose;
 mod doctor;
+mod fuzz;
 mod handshake;
 mod health;
 mod live_sessions;

@@ -504,7 +504,7 @@ async fn user_disable_kicks_the_users_sockets_on_every_node_and_enable_lets_them
     let kefu = c.login(0, "kefu1", "kefu123").await;
     let mut on_a = c.connect(0, &admin).await;
     let mut on_b = c.connect(1, &admin).await;
-    let mut bystander = c.connect(1, &kefu).await;
+    let bystander = c.connect(1, &kefu).await;
     let cli = |command: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_im-server"))
             .args(["user", command, "--username", "admin"])
