@@ -118,8 +118,18 @@ fn start<A: Adapter>(
     Arc::new(hub::SocketHub::new(io.clone(), state.clone(), revocations))
 }
 
+/// CONNECT packets one Engine.IO session may send (socket.io-client sends one per namespace,
+/// and one more per reconnect of that session — which opens a new session anyway).
+const MAX_CONNECTS_PER_SESSION: u32 = 16;
+
 fn configure<A: Adapter>(builder: SocketIoBuilder<A>, state: &AppState) -> SocketIoBuilder<A> {
     let s = &state.settings().socketio;
+    // A session left with no namespace (a refused handshake in legacy mode, a CONNECT_ERROR
+    // in strict mode) is closed after connect_timeout like one that never sent CONNECT.
+    engineioxide::ns_guard::configure(engineioxide::ns_guard::NsGuardConfig {
+        idle_timeout: Duration::from_millis(s.connect_timeout_ms),
+        max_connects: MAX_CONNECTS_PER_SESSION,
+    });
     builder
         .ping_interval(Duration::from_millis(s.ping_interval_ms))
         .ping_timeout(Duration::from_millis(s.ping_timeout_ms))

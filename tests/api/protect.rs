@@ -585,3 +585,60 @@ async fn a_client_sending_its_headers_slowly_is_cut_off() {
     let (status, body) = app.get("/health", None).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Read until the connection ends (`true`) or nothing more comes for `quiet` (`false`);
+/// also returns how many `error` events arrived.
+async fn until_closed(c: &mut loadgen::sio::Client, quiet: std::time::Duration) -> (bool, usize) {
+    use loadgen::sio::Incoming;
+    let mut errors = 0;
+    for _ in 0..1000 {
+        match c.next(quiet).await {
+            Some(Incoming::Closed) => return (true, errors),
+            Some(Incoming::Event { name, .. }) if name == "error" => errors += 1,
+            Some(_) => {}
+            None => return (c.is_closed(), errors),
+        }
+    }
+    (c.is_closed(), errors)
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_closed_after_connect_timeout_unless_another_namespace_holds_it() {
+    let app = spawn_with(|s| s.socketio.connect_timeout_ms = 1000).await;
+    // Legacy refusal: connect, error, namespace disconnect... then the Engine.IO session too.
+    let mut refused = app.connect("not-a-token").await;
+    assert_eq!(expect_rejected(&mut refused).await["code"], "TOKEN_MALFORMED");
+    let (closed, _) = until_closed(&mut refused, std::time::Duration::from_secs(10)).await;
+    assert!(closed, "the refused session is closed by the server");
+    // Strict refusal (CONNECT_ERROR) likewise.
+    let strict = spawn_with(|s| {
+        s.socketio.connect_timeout_ms = 1000;
+        s.auth.failure_mode = im_server::config::FailureMode::Strict;
+    })
+    .await;
+    let mut c = strict.connect("not-a-token").await;
+    assert_eq!(verdict_of(&mut c).await, "TOKEN_MALFORMED");
+    assert!(until_closed(&mut c, std::time::Duration::from_secs(10)).await.0);
+    // The root namespace connected on the same session keeps it open.
+    let mut kept = app.connect("not-a-token").await;
+    kept.send_raw("40").await.unwrap();
+    expect_rejected(&mut kept).await;
+    let (closed, _) = until_closed(&mut kept, std::time::Duration::from_secs(3)).await;
+    assert!(!closed, "a session holding '/' stays open");
+}
+
+#[tokio::test]
+async fn connect_attempts_per_connection_are_bounded() {
+    let app = spawn_with(|s| s.auth.failure_mode = im_server::config::FailureMode::Strict).await;
+    let c = app.connect("bad").await;
+    for _ in 0..50 {
+        if c.send_raw("40/im,{\"token\":\"bad\"}").await.is_err() {
+            break;
+        }
+    }
+    let mut c = c;
+    let (closed, _) = until_closed(&mut c, std::time::Duration::from_secs(10)).await;
+    assert!(closed, "the server closes a connection that keeps sending CONNECT");
+    let code = handshake_code(&app, app.with_token(&app.login("admin", "admin123").await)).await;
+    assert_eq!(code, "OK", "others are not affected");
+}

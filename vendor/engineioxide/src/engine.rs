@@ -58,6 +58,14 @@ impl<H: EngineIoHandler> EngineIo<H> {
             supports_binary,
         );
         let socket = Arc::new(socket);
+        if let Some(guard) = &socket.ns_guard {
+            let weak = Arc::downgrade(&socket);
+            guard.set_closer(Arc::new(move || {
+                if let Some(s) = weak.upgrade() {
+                    s.close(DisconnectReason::TransportClose);
+                }
+            }));
+        }
         self.sockets
             .write()
             .unwrap()

@@ -12,6 +12,7 @@ pub use engineioxide_core::{OpenPacket, Packet, PacketParseError};
 pub mod config;
 pub mod handler;
 pub mod layer;
+pub mod ns_guard;
 pub mod service;
 pub mod socket;
 

@@ -64,7 +64,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{config::EngineIoConfig, errors::Error};
+use crate::{config::EngineIoConfig, errors::Error, ns_guard::NsGuard};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
@@ -114,11 +114,15 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
     inner: queue::Permit<'a, PacketBuf>,
+    guard: Option<&'a NsGuard>,
 }
 impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
+        if let Some(g) = self.guard {
+            g.outgoing(&msg);
+        }
         self.inner.send(smallvec![Packet::Message(msg)]);
     }
     /// Consume the permit and emit a binary message to the client.
@@ -239,6 +243,9 @@ where
 
     /// If the client supports binary packets (via polling XHR2)
     pub(crate) supports_binary: bool,
+
+    /// im-server: namespace bookkeeping (see [`crate::ns_guard`]); `None` when not configured.
+    pub(crate) ns_guard: Option<NsGuard>,
 }
 
 impl<D> Socket<D>
@@ -279,7 +286,21 @@ where
             req_parts,
 
             supports_binary,
+
+            ns_guard: NsGuard::new(),
         }
+    }
+
+    /// im-server: a Socket.IO packet from the client; `false` when it closed the session
+    /// instead of handing it on (see [`crate::ns_guard`]).
+    pub(crate) fn guard_incoming(&self, msg: &str) -> bool {
+        if self.ns_guard.as_ref().is_none_or(|g| g.incoming(msg)) {
+            return true;
+        }
+        #[cfg(feature = "tracing")]
+        tracing::debug!(sid = %self.id, "too many namespace CONNECTs; closing the session");
+        self.close(DisconnectReason::TransportClose);
+        false
     }
 
     /// Sends a packet to the connection.
@@ -442,7 +463,10 @@ where
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
         let permit = self.internal_tx.try_reserve()?;
-        Ok(Permit { inner: permit })
+        Ok(Permit {
+            inner: permit,
+            guard: self.ns_guard.as_ref(),
+        })
     }
 
     /// Emits a message to the client.
@@ -453,7 +477,11 @@ where
     ///
     /// ⚠️ If the buffer is full or the socket is disconnected, an error will be returned with the original data
     pub fn emit(&self, msg: impl Into<Str>) -> Result<(), TrySendError<Str>> {
-        self.send(Packet::Message(msg.into())).map_err(|e| match e {
+        let msg = msg.into();
+        if let Some(g) = &self.ns_guard {
+            g.outgoing(&msg);
+        }
+        self.send(Packet::Message(msg)).map_err(|e| match e {
             TrySendError::Full(p) => TrySendError::Full(p.into_message()),
             TrySendError::Closed(p) => TrySendError::Closed(p.into_message()),
         })

@@ -196,6 +196,7 @@ where
                 socket.heartbeat_tx.try_send(()).ok();
                 Ok(())
             }
+            Ok(Packet::Message(msg)) if !socket.guard_incoming(&msg) => break,
             Ok(Packet::Message(msg)) => {
                 engine.handler.on_message(msg, socket.clone());
                 Ok(())

@@ -420,6 +420,9 @@ fn on_message<H: EngineIoHandler>(
             }
             Packet::Pong | Packet::Ping => Ok(Incoming::Beat),
             Packet::Message(msg) => {
+                if !socket.guard_incoming(&msg) {
+                    return Ok(Incoming::Closed);
+                }
                 engine.handler.on_message(msg, socket.clone());
                 Ok(Incoming::Handled)
             }
