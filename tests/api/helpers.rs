@@ -219,7 +219,12 @@ pub async fn expect_rejected(c: &mut Client) -> Value {
 
 /// The code a handshake with this token gets ("OK" when `connected` arrives).
 pub async fn handshake_code(app: &TestApp, opts: ConnectOptions) -> String {
-    let mut c = app.connect_with(opts).await;
+    verdict(&mut app.connect_with(opts).await).await
+}
+
+/// The verdict of the handshake on an opened client: "OK" for `connected`, else the code of
+/// its `error` event (legacy) or `connect_error` (strict).
+pub async fn verdict(c: &mut Client) -> String {
     loop {
         match c.next(WAIT).await {
             Some(Incoming::Event { name, .. }) if name == "connected" => return "OK".into(),
@@ -231,6 +236,25 @@ pub async fn handshake_code(app: &TestApp, opts: ConnectOptions) -> String {
             other => panic!("handshake ended without a verdict: {other:?}"),
         }
     }
+}
+
+/// Run the im-server binary in `dir` with only `env` set; success and stdout+stderr.
+pub fn run_cli(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_im-server"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// A TCP forwarder in front of a database or Redis that a test can cut and restore: the

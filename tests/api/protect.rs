@@ -129,22 +129,12 @@ async fn crit_future_iat_and_structured_sub_get_their_codes_in_handshake_and_dia
 fn url_passwords_never_appear_in_config_output_or_startup_errors() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_im-server"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("JWT_SECRET", SECRET)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let env: Vec<_> = env
+            .iter()
+            .copied()
+            .chain([("JWT_SECRET", SECRET)])
+            .collect();
+        run_cli(dir.path(), args, &env)
     };
     let urls = [
         ("DATABASE_URL", "mysql://im:db-pw-0f1e@127.0.0.1:1/im"),
@@ -223,22 +213,6 @@ async fn a_parallel_burst_of_guesses_gets_no_more_tries_than_a_sequential_one() 
         429,
         "the lockout holds for the right password"
     );
-}
-
-/// The code of a handshake on an already opened client ("OK" for `connected`).
-async fn verdict_of(c: &mut loadgen::sio::Client) -> String {
-    use loadgen::sio::Incoming;
-    loop {
-        match c.next(WAIT).await {
-            Some(Incoming::Event { name, .. }) if name == "connected" => return "OK".into(),
-            Some(Incoming::Event { name, args }) if name == "error" => {
-                return args[0]["code"].as_str().unwrap().to_string();
-            }
-            Some(Incoming::ConnectError(v)) => return v["message"].as_str().unwrap().to_string(),
-            Some(Incoming::Connected { .. }) => continue,
-            other => panic!("handshake ended without a verdict: {other:?}"),
-        }
-    }
 }
 
 #[tokio::test]
@@ -386,11 +360,7 @@ async fn max_connections_per_user_counts_across_nodes_and_forgets_a_dead_node() 
         let mut third = loadgen::sio::Client::connect(c.nodes[node].sio(&admin))
             .await
             .unwrap();
-        assert_eq!(
-            verdict_of(&mut third).await,
-            "CONNECTION_LIMIT",
-            "node {node}"
-        );
+        assert_eq!(verdict(&mut third).await, "CONNECTION_LIMIT", "node {node}");
     }
     let kefu = c.login(1, "kefu1", "kefu123").await;
     let _k = c.connect(0, &kefu).await;
@@ -400,7 +370,7 @@ async fn max_connections_per_user_counts_across_nodes_and_forgets_a_dead_node() 
         let opts = c.nodes[0].sio(&admin);
         async move {
             let mut s = loadgen::sio::Client::connect(opts).await.unwrap();
-            verdict_of(&mut s).await == "OK"
+            verdict(&mut s).await == "OK"
         }
     })
     .await;
@@ -505,21 +475,16 @@ async fn user_disable_kicks_the_users_sockets_on_every_node_and_enable_lets_them
     let mut on_a = c.connect(0, &admin).await;
     let mut on_b = c.connect(1, &admin).await;
     let bystander = c.connect(1, &kefu).await;
+    let dir = tempfile::tempdir().unwrap();
     let cli = |command: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_im-server"))
-            .args(["user", command, "--username", "admin"])
-            .env_clear()
-            .env("DATABASE_URL", &c.db_url)
-            .env("REDIS_URL", c.redis.url())
-            .env("JWT_SECRET", SECRET)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let redis = c.redis.url();
+        let env = [
+            ("DATABASE_URL", c.db_url.as_str()),
+            ("REDIS_URL", &redis),
+            ("JWT_SECRET", SECRET),
+        ];
+        let (ok, text) = run_cli(dir.path(), &["user", command, "--username", "admin"], &env);
+        assert!(ok, "{text}");
         text
     };
     let said = cli("disable");
@@ -537,7 +502,7 @@ async fn user_disable_kicks_the_users_sockets_on_every_node_and_enable_lets_them
         let mut s = loadgen::sio::Client::connect(c.nodes[node].sio(&admin))
             .await
             .unwrap();
-        assert_eq!(verdict_of(&mut s).await, "USER_DISABLED", "node {node}");
+        assert_eq!(verdict(&mut s).await, "USER_DISABLED", "node {node}");
     }
     let v = c.get(1, "/auth/validate", &admin).await;
     assert_eq!(v["code"], "USER_DISABLED", "{v}");
@@ -607,7 +572,10 @@ async fn a_refused_connection_is_closed_after_connect_timeout_unless_another_nam
     let app = spawn_with(|s| s.socketio.connect_timeout_ms = 1000).await;
     // Legacy refusal: connect, error, namespace disconnect... then the Engine.IO session too.
     let mut refused = app.connect("not-a-token").await;
-    assert_eq!(expect_rejected(&mut refused).await["code"], "TOKEN_MALFORMED");
+    assert_eq!(
+        expect_rejected(&mut refused).await["code"],
+        "TOKEN_MALFORMED"
+    );
     let (closed, _) = until_closed(&mut refused, std::time::Duration::from_secs(10)).await;
     assert!(closed, "the refused session is closed by the server");
     // Strict refusal (CONNECT_ERROR) likewise.
@@ -617,8 +585,12 @@ async fn a_refused_connection_is_closed_after_connect_timeout_unless_another_nam
     })
     .await;
     let mut c = strict.connect("not-a-token").await;
-    assert_eq!(verdict_of(&mut c).await, "TOKEN_MALFORMED");
-    assert!(until_closed(&mut c, std::time::Duration::from_secs(10)).await.0);
+    assert_eq!(verdict(&mut c).await, "TOKEN_MALFORMED");
+    assert!(
+        until_closed(&mut c, std::time::Duration::from_secs(10))
+            .await
+            .0
+    );
     // The root namespace connected on the same session keeps it open.
     let mut kept = app.connect("not-a-token").await;
     kept.send_raw("40").await.unwrap();
@@ -638,7 +610,10 @@ async fn connect_attempts_per_connection_are_bounded() {
     }
     let mut c = c;
     let (closed, _) = until_closed(&mut c, std::time::Duration::from_secs(10)).await;
-    assert!(closed, "the server closes a connection that keeps sending CONNECT");
+    assert!(
+        closed,
+        "the server closes a connection that keeps sending CONNECT"
+    );
     let code = handshake_code(&app, app.with_token(&app.login("admin", "admin123").await)).await;
     assert_eq!(code, "OK", "others are not affected");
 }

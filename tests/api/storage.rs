@@ -1,27 +1,11 @@
 //! Migrations up, down, up again and a user round trip on SQLite, MariaDB and PostgreSQL,
 //! through the real `im-server migrate` / `user add` commands.
 
-use std::process::Command;
-
 use crate::helpers::*;
 
 fn im_server(db_url: &str, args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_im-server"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("DATABASE_URL", db_url)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    run_cli(dir.path(), args, &[("DATABASE_URL", db_url)])
 }
 
 async fn round_trip(db_url: &str) {

@@ -126,7 +126,8 @@ impl NsGuard {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (state, generation, wait) = (self.state.clone(), s.generation, self.config.idle_timeout);
+        let (state, generation, wait) =
+            (self.state.clone(), s.generation, self.config.idle_timeout);
         rt.spawn(async move {
             tokio::time::sleep(wait).await;
             let idle = {
