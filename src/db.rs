@@ -99,6 +99,51 @@ pub async fn migrate_up(db: &DatabaseConnection) -> Result<(), ConfigError> {
         .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))
 }
 
+/// The SQLite file the pool opened, by identity (device and inode): a file replaced at the
+/// configured path (a restore from backup) or deleted leaves the pool writing into the old,
+/// unlinked one — lost for everyone — while every query still succeeds. `/health` compares.
+#[derive(Clone, Debug)]
+pub struct SqliteFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+}
+
+impl SqliteFile {
+    /// The file behind a `sqlite:` URL now (`None` for other databases and `:memory:`).
+    pub fn of(url: &str) -> Option<SqliteFile> {
+        let rest = url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest
+            .split('?')
+            .next()
+            .filter(|p| !p.is_empty() && !p.contains(":memory:"))?;
+        let path = std::path::PathBuf::from(path);
+        let identity = identity(&path)?;
+        Some(SqliteFile { path, identity })
+    }
+
+    /// Whether the configured path still names the file the pool holds; why not otherwise.
+    pub fn check(&self) -> Result<(), String> {
+        match identity(&self.path) {
+            Some(id) if id == self.identity => Ok(()),
+            Some(_) => Err(format!(
+                "{} was replaced since the server opened it: the server still writes into the \
+                 old file; put the original back or restart",
+                self.path.display()
+            )),
+            None => Err(format!(
+                "{} is gone or unreadable: the server still writes into the file it opened",
+                self.path.display()
+            )),
+        }
+    }
+}
+
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// A real round trip, for `/health`.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     tokio::time::timeout(Duration::from_secs(2), db.ping())

@@ -32,6 +32,8 @@ struct Inner {
     started: Instant,
     /// Verified against when the username is unknown, so both failures cost the same time.
     dummy_hash: String,
+    /// SQLite: the file the pool opened, for `/health` (see [`crate::db::SqliteFile`]).
+    sqlite_file: Option<crate::db::SqliteFile>,
 }
 
 pub struct StateParts {
@@ -52,6 +54,7 @@ impl AppState {
             Duration::from_secs(p.settings.auth.login_failure_window_secs),
         );
         AppState(Arc::new(Inner {
+            sqlite_file: crate::db::SqliteFile::of(&p.settings.database.url),
             limiter,
             messages: MessageWriter::start(p.db.clone()),
             settings: p.settings,
@@ -70,6 +73,9 @@ impl AppState {
     }
     pub fn db(&self) -> &DatabaseConnection {
         &self.0.db
+    }
+    pub fn sqlite_file(&self) -> Option<&crate::db::SqliteFile> {
+        self.0.sqlite_file.as_ref()
     }
     pub fn auth(&self) -> &Authenticator {
         &self.0.auth

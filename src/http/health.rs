@@ -17,10 +17,17 @@ pub fn router() -> Router<HttpState> {
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match crate::db::ping(state.db()).await {
-        Ok(()) => "ok",
-        Err(e) => {
+    // What a request would meet: the pool answering, and (SQLite) answering from the file
+    // at the configured path, not from one replaced or deleted under it.
+    let same_file = state.sqlite_file().map_or(Ok(()), |f| f.check());
+    let database = match (crate::db::ping(state.db()).await, same_file) {
+        (Ok(()), Ok(())) => "ok",
+        (Err(e), _) => {
             tracing::warn!(error = %e, "health: database ping failed");
+            "down"
+        }
+        (_, Err(why)) => {
+            tracing::warn!(reason = %why, "health: the SQLite file is not the one the server holds");
             "down"
         }
     };
