@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use im_server::config::{Secret, TrustProxy};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
 
@@ -17,7 +16,6 @@ pub async fn raw_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let mut req = format!("GET {path} {version}\r\nHost: {}\r\n", app.addr);
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -29,31 +27,7 @@ pub async fn raw_get(
         req.push_str("Connection: close\r\n");
     }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![];
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
-            .await
-            .expect("response")
-            .unwrap();
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len = head.lines().find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap())
-            });
-            if len.is_some_and(|len| body.len() >= len) {
-                break;
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let text = raw_http(app.addr, &req).await;
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))

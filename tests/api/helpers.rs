@@ -482,6 +482,41 @@ pub async fn handshakes(app: &TestApp, result: &str, source: &str) -> u64 {
         .map_or(0, |n| n.trim().parse().unwrap())
 }
 
+/// One raw HTTP/1.x request over TCP (hop-by-hop headers exactly as written); the response
+/// head and body as text, read until complete, a 101, or the close (bounded wait).
+pub async fn raw_http(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = vec![];
+    let mut buf = [0u8; 4096];
+    // Until the server closes or the answer is complete; a hang fails at the bound.
+    let read = async {
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&out);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head.lines().find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                });
+                if len.is_some_and(|len| body.len() >= len) || head.starts_with("HTTP/1.1 101") {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the server answers at once, never hangs");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Poll `check` until it returns true (bounded); panics with `what` otherwise.
 pub async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
 where

@@ -376,40 +376,6 @@ async fn max_connections_per_user_counts_across_nodes_and_forgets_a_dead_node() 
     .await;
 }
 
-/// One raw HTTP/1.1 request over TCP; the response head and body as text (bounded wait).
-async fn raw_http(app: &TestApp, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut out = vec![];
-    let mut buf = [0u8; 4096];
-    // Until the server closes or the answer is complete; a hang fails at the bound.
-    let read = async {
-        loop {
-            let n = tcp.read(&mut buf).await.unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&out);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len = head.lines().find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap())
-                });
-                if len.is_some_and(|len| body.len() >= len) || head.starts_with("HTTP/1.1 101") {
-                    break;
-                }
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("the server answers at once, never hangs");
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[tokio::test]
 async fn wrong_paths_name_the_right_one_and_a_half_upgrade_gets_400_at_once() {
     let app = spawn_app().await;
@@ -430,7 +396,7 @@ async fn wrong_paths_name_the_right_one_and_a_half_upgrade_gets_400_at_once() {
         );
         // The same path as a WebSocket upgrade, over raw TCP.
         let answer = raw_http(
-            &app,
+            app.addr,
             &format!(
                 "GET {path}?token={secret} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
                  Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -452,7 +418,7 @@ async fn wrong_paths_name_the_right_one_and_a_half_upgrade_gets_400_at_once() {
     );
     // What nginx forwards without `proxy_set_header Upgrade`: the key, no Upgrade/Connection.
     let answer = raw_http(
-        &app,
+        app.addr,
         "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     )
