@@ -297,6 +297,10 @@ pub struct SocketIoSettings {
     pub ping_timeout_ms: u64,
     pub max_payload_bytes: u64,
     pub connect_timeout_ms: u64,
+    /// Bytes a socket may have queued once past 128 packets; beyond: SLOW_CONSUMER disconnect.
+    pub max_queue_bytes: u64,
+    /// How long a socket's queue may stay past 128 packets before a SLOW_CONSUMER disconnect.
+    pub slow_consumer_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -357,6 +361,8 @@ impl Default for Settings {
                 ping_timeout_ms: 20_000,
                 max_payload_bytes: 1_000_000,
                 connect_timeout_ms: 45_000,
+                max_queue_bytes: 4 << 20,
+                slow_consumer_timeout_ms: 10_000,
             },
             log: LogSettings {
                 // PostgreSQL NOTICEs ("relation … already exists, skipping") are not news.
@@ -676,6 +682,15 @@ impl Settings {
                 "socketio.ping_interval_ms",
                 "ping interval and timeout must be above 0",
             ));
+        }
+        let sio = &self.socketio;
+        if sio.max_queue_bytes < 65_536 || sio.slow_consumer_timeout_ms == 0 {
+            let (key, why) = if sio.slow_consumer_timeout_ms == 0 {
+                ("socketio.slow_consumer_timeout_ms", "must be above 0")
+            } else {
+                ("socketio.max_queue_bytes", "must be at least 65536 (one large message)")
+            };
+            return Err(ConfigError::new(key, why));
         }
         Ok(())
     }

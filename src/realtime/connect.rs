@@ -132,6 +132,12 @@ async fn on_disconnect<A: Adapter>(
         return;
     };
     tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
+    if reason == DisconnectReason::SlowConsumer {
+        // Cut off rather than left connected with holes (contract §4): it reconnects and
+        // catches up with messages:sync.
+        tracing::warn!(sid = %s.id, user_id = ss.session.user.id, "SLOW_CONSUMER: its outgoing queue stayed full; disconnected");
+        state.metrics().kick("SLOW_CONSUMER", 1);
+    }
     let entry = ss.presence_entry();
     match state.presence().socket_down(&entry).await {
         Ok(true) => super::announce_presence(&s.broadcast(), &state, entry.user_id, false).await,
