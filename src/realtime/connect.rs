@@ -96,6 +96,12 @@ pub async fn on_connect<A: Adapter>(
     if let Some(token_id) = session.token_id {
         state.touches().touch(token_id);
     }
+    // Where a reconnecting client resumes `messages:sync` from; null if the lookup fails.
+    let last_message_id = crate::chat::sync::last_id(state.db(), session.user.id)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "lastMessageId lookup failed"))
+        .ok()
+        .flatten();
     let connected = serde_json::json!({
         "userId": session.user.id,
         "username": session.user.username,
@@ -104,6 +110,7 @@ pub async fn on_connect<A: Adapter>(
         "socketId": s.id.to_string(),
         "expiresAt": crate::clock::iso(session.expires_at),
         "serverTime": crate::clock::now_iso(),
+        "lastMessageId": last_message_id,
     });
     let ss = SocketSession { session, info };
     let entry = ss.presence_entry();

@@ -20,6 +20,7 @@ const KNOWN: &[&str] = &[
     "presence:subscribe",
     "presence:unsubscribe",
     "auth:refresh",
+    "messages:sync",
 ];
 
 /// Most presence subscriptions one event may carry.
@@ -30,6 +31,7 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on("presence:subscribe", on_presence_subscribe::<A>);
     s.on("presence:unsubscribe", on_presence_unsubscribe::<A>);
     s.on("auth:refresh", on_refresh::<A>);
+    s.on("messages:sync", on_sync::<A>);
     s.on_fallback(on_unknown::<A>);
 }
 
@@ -79,6 +81,26 @@ async fn send_message<A: Adapter>(
         "created_at": crate::clock::iso(m.created_at),
         "duplicate": !stored.created,
     }))
+}
+
+/// `messages:sync {after_id, limit?}`: the caller's messages after `after_id`, oldest first,
+/// paged; what a socket that reconnects missed (contract §4).
+async fn on_sync<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(data): TryData<Value>,
+    reply: AckSender<A>,
+    State(state): State<AppState>,
+) {
+    state.metrics().event_in("messages:sync");
+    let result = async {
+        let me = session_of(&s)?.session.user.id;
+        let req = chat::sync::SyncRequest::parse(data.as_ref().ok())?;
+        let page = chat::sync::after(state.db(), me, req.after_id, req.limit).await?;
+        let messages: Vec<Value> = page.messages.iter().map(chat::message_json).collect();
+        Ok(serde_json::json!({ "ok": true, "messages": messages, "more": page.more }))
+    }
+    .await;
+    ack(reply, result);
 }
 
 fn user_ids(data: Option<&Value>) -> Result<Vec<i64>, AppError> {

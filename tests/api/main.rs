@@ -6,6 +6,7 @@ mod helpers;
 mod auth_http;
 mod config;
 mod debug_transport;
+mod delivery;
 mod diagnose;
 mod handshake;
 mod health;
