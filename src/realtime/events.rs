@@ -70,6 +70,7 @@ async fn send_message<A: Adapter>(
             .to([rooms::user(to), rooms::user(me)])
             .emit("message", &event)
             .await
+            && !super::delivery::reached_every_live_socket(&e)
         {
             tracing::warn!(error = %e, message_id = m.id, "message stored but not delivered to every socket");
         }

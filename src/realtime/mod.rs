@@ -5,6 +5,7 @@
 //! Never calls into `http`.
 
 pub mod connect;
+pub mod delivery;
 pub mod events;
 pub mod expiry;
 pub mod redis_driver;
@@ -182,7 +183,10 @@ impl<A: Adapter> Hub for SocketHub<A> {
                 .await
                 .map_err(|e| e.to_string())?
                 .len();
-            op.emit(&event, &data).await.map_err(|e| e.to_string())?;
+            match op.emit(&event, &data).await {
+                Err(e) if !delivery::reached_every_live_socket(&e) => return Err(e.to_string()),
+                _ => {}
+            }
             state.metrics().event_out("publish");
             Ok(n)
         })

@@ -5,10 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use loadgen::sio::{self, Client, Incoming, Packet};
+use loadgen::sio::stalled::StalledClient;
+use loadgen::sio::{Client, Incoming};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
@@ -204,66 +203,6 @@ async fn messages_sync_pages_oldest_first_and_connected_says_where_to_resume() {
     assert_eq!(sync_all(&again, 0, 500).await.len(), alices.len());
 }
 
-/// A WebSocket `/im` client that authenticates, then reads only when told to: with a 4 KiB
-/// receive buffer the server's writes stall as soon as it stops.
-struct StalledReader {
-    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-}
-
-impl StalledReader {
-    async fn connect(app: &TestApp, token: &str) -> StalledReader {
-        let opts = app.with_token(token);
-        let (url, addr) = sio::websocket_url(&opts).unwrap();
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.set_recv_buffer_size(4096).unwrap();
-        let tcp = sock.connect(addr.parse().unwrap()).await.unwrap();
-        let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
-        let connect = sio::packet::encode_frame(&Packet::Connect {
-            ns: "/im",
-            data: opts.auth.clone(),
-        });
-        ws.send(Message::text(connect)).await.unwrap();
-        let mut me = StalledReader { ws };
-        let mut events = vec![];
-        me.read_until(&mut events, |e| e.0 == "connected", WAIT)
-            .await;
-        assert!(events.iter().any(|e| e.0 == "connected"), "{events:?}");
-        me
-    }
-
-    /// Reads frames into `events` (name, first arg) until `stop` says so, the connection ends
-    /// (true) or `limit` passes without a frame (false).
-    async fn read_until(
-        &mut self,
-        events: &mut Vec<(String, Value)>,
-        stop: impl Fn(&(String, Value)) -> bool,
-        limit: Duration,
-    ) -> bool {
-        loop {
-            let frame = match tokio::time::timeout(limit, self.ws.next()).await {
-                Err(_) => return false,
-                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
-                Ok(Some(Ok(Message::Text(t)))) => t,
-                Ok(Some(Ok(_))) => continue,
-            };
-            let Ok(sio::packet::EioPacket::Message(m)) = sio::packet::decode_eio(&frame) else {
-                continue;
-            };
-            if let Ok(Packet::Event { name, args, .. }) = sio::packet::decode(m) {
-                let event = (
-                    name.to_string(),
-                    args.first().cloned().unwrap_or(Value::Null),
-                );
-                let done = stop(&event);
-                events.push(event);
-                if done {
-                    return false;
-                }
-            }
-        }
-    }
-}
-
 /// `im_kicks_total{reason="SLOW_CONSUMER"}` as /metrics shows it.
 async fn slow_consumer_kicks(app: &TestApp) -> u64 {
     let text = app
@@ -292,7 +231,9 @@ async fn a_reader_that_stops_reading_is_cut_off_as_slow_consumer_and_sync_gives_
     let (_, ta, bob, tb) = two_users(&app).await;
     let (sender, _) = app.connect_ok(&ta).await;
     let (mut fast, _) = app.connect_ok(&tb).await;
-    let mut slow = StalledReader::connect(&app, &tb).await;
+    let (mut slow, _) = StalledClient::connect(&app.with_token(&tb), WAIT)
+        .await
+        .unwrap();
 
     // 400 messages of 48 KiB: 19 MB, well past what the kernel buffers of the stalled
     // connection absorb (its server side autotunes up to 4 MiB here) plus its 128 packets.
@@ -314,8 +255,7 @@ async fn a_reader_that_stops_reading_is_cut_off_as_slow_consumer_and_sync_gives_
     assert_eq!(kicked, 1, "the stalled socket is counted as SLOW_CONSUMER");
 
     // It reads again: what was already on the wire, then the end of the connection.
-    let mut seen = vec![];
-    let ended = slow.read_until(&mut seen, |_| false, WAIT * 3).await;
+    let (seen, ended) = slow.drain(WAIT * 3).await;
     assert!(ended, "the server closed the stalled connection");
     let seen_ids: BTreeSet<i64> = seen
         .iter()
