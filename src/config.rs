@@ -688,7 +688,10 @@ impl Settings {
             let (key, why) = if sio.slow_consumer_timeout_ms == 0 {
                 ("socketio.slow_consumer_timeout_ms", "must be above 0")
             } else {
-                ("socketio.max_queue_bytes", "must be at least 65536 (one large message)")
+                (
+                    "socketio.max_queue_bytes",
+                    "must be at least 65536 (one large message)",
+                )
             };
             return Err(ConfigError::new(key, why));
         }

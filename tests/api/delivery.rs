@@ -10,17 +10,7 @@ use loadgen::sio::{Client, Incoming};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-async fn two_users(app: &TestApp) -> (i64, String, i64, String) {
-    let a = app.create_user("alice", "alice-pass", "user").await;
-    let b = app.create_user("bob", "bob-pass", "user").await;
-    (
-        a.id,
-        app.login("alice", "alice-pass").await,
-        b.id,
-        app.login("bob", "bob-pass").await,
-    )
-}
+use crate::messages::two_users;
 
 /// `n` `send_message` emitted at once; returns the acked ids (every ack must be ok).
 async fn burst(sender: &Client, to: i64, n: usize, content: &str) -> BTreeSet<i64> {
@@ -205,19 +195,9 @@ async fn messages_sync_pages_oldest_first_and_connected_says_where_to_resume() {
 
 /// `im_kicks_total{reason="SLOW_CONSUMER"}` as /metrics shows it.
 async fn slow_consumer_kicks(app: &TestApp) -> u64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("im_kicks_total{reason=\"SLOW_CONSUMER\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    let families = crate::debug_transport::scrape(app).await;
+    let reason = [("reason", "SLOW_CONSUMER")];
+    crate::debug_transport::total(&families, "im_kicks_total", "im_kicks_total", &reason) as u64
 }
 
 #[tokio::test]
