@@ -519,13 +519,16 @@ pub async fn slow(c: &Common, a: &SlowArgs, nofile: u64) -> Result<Value, String
     progress!(
         "slow: fan-out done; reading what the stalled sockets were sent until the server closes them"
     );
-    let mut closed = 0;
-    let mut received = vec![];
-    for s in &mut stalled {
-        let (events, ended) = s.drain(Duration::from_secs(5)).await;
-        closed += usize::from(ended);
-        received.push(events.iter().filter(|e| e.0 == "bench").count());
-    }
+    // All at once: one after the other, the last ones could outlive their heartbeat.
+    let drained =
+        futures_util::future::join_all(stalled.iter_mut().map(|s| s.drain(Duration::from_secs(5))))
+            .await;
+    let closed = drained.iter().filter(|(_, ended)| *ended).count();
+    let received: Vec<usize> = drained
+        .iter()
+        .map(|(events, _)| events.iter().filter(|e| e.0 == "bench").count())
+        .collect();
+    let kicks = slow_consumer_kicks(&c.primary_url()).await;
     sampling.store(false, Ordering::Relaxed);
     let _ = sampler.await;
     let rss_after = rss_kib(c.server_pid);
@@ -540,6 +543,7 @@ pub async fn slow(c: &Common, a: &SlowArgs, nofile: u64) -> Result<Value, String
         "url": c.url,
         "stalled": a.stalled,
         "stalled_closed_by_server": closed,
+        "slow_consumer_kicks": kicks,
         "stalled_received_min": received.iter().min(),
         "stalled_received_max": received.iter().max(),
         "readers": fan["ok"],
@@ -554,6 +558,24 @@ pub async fn slow(c: &Common, a: &SlowArgs, nofile: u64) -> Result<Value, String
         "server_rss": {"pid": c.server_pid, "before_kib": rss_before, "peak_kib": peak_kib, "after_kib": rss_after},
         "fanout": fan,
     }))
+}
+
+/// `im_kicks_total{reason="SLOW_CONSUMER"}` from the server's /metrics; `None` without one
+/// (the Node baseline).
+async fn slow_consumer_kicks(url: &str) -> Option<u64> {
+    let resp = super::common::http_client()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .ok()?;
+    let text = resp.error_for_status().ok()?.text().await.ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("im_kicks_total{reason=\"SLOW_CONSUMER\"}"));
+    Some(
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
