@@ -13,7 +13,7 @@ use crate::helpers::*;
 use crate::messages::two_users;
 
 /// `n` `send_message` emitted at once; returns the acked ids (every ack must be ok).
-async fn burst(sender: &Client, to: i64, n: usize, content: &str) -> BTreeSet<i64> {
+pub async fn burst(sender: &Client, to: i64, n: usize, content: &str) -> BTreeSet<i64> {
     let sends = (0..n).map(|i| {
         sender.emit_with_ack(
             "send_message",
@@ -32,7 +32,7 @@ async fn burst(sender: &Client, to: i64, n: usize, content: &str) -> BTreeSet<i6
 }
 
 /// Ids of `message` events until `want` of them came, or `limit` passed without one.
-async fn receive_ids(c: &mut Client, want: usize, limit: Duration) -> BTreeSet<i64> {
+pub async fn receive_ids(c: &mut Client, want: usize, limit: Duration) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     while ids.len() < want {
         match c.next(limit).await {

@@ -409,29 +409,8 @@ async fn a_burst_across_nodes_arrives_whole_and_sync_agrees_on_either_node() {
     let kefu = c.login(1, "kefu1", "kefu123").await;
     let sender = c.connect(0, &admin).await;
     let mut recipient = c.connect(1, &kefu).await;
-    let sends = (0..300).map(|i| {
-        sender.emit_with_ack(
-            "send_message",
-            json!({"to": 2, "content": format!("burst {i}")}),
-            Duration::from_secs(60),
-        )
-    });
-    let mut acked = std::collections::BTreeSet::new();
-    for ack in futures_util::future::join_all(sends).await {
-        let ack = ack.unwrap();
-        assert_eq!(ack[0]["ok"], true, "{ack:?}");
-        acked.insert(ack[0]["id"].as_i64().unwrap());
-    }
-    let mut got = std::collections::BTreeSet::new();
-    while got.len() < acked.len() {
-        match recipient.next(WAIT).await {
-            Some(Incoming::Event { name, args }) if name == "message" => {
-                got.insert(args[0]["id"].as_i64().unwrap());
-            }
-            Some(Incoming::Event { .. }) => {}
-            other => panic!("after {} messages: {other:?}", got.len()),
-        }
-    }
+    let acked = crate::delivery::burst(&sender, 2, 300, "burst").await;
+    let got = crate::delivery::receive_ids(&mut recipient, 300, WAIT).await;
     assert_eq!(got, acked, "every acked message crossed to node B");
     // A socket of the recipient on the other node resumes from the same place.
     let mut other = Client::connect(c.nodes[0].sio(&kefu)).await.unwrap();
