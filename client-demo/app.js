@@ -717,6 +717,11 @@
       box.appendChild(kv("userType", info && info.userType));
       box.appendChild(kv("displayName", info && info.displayName));
       box.appendChild(kv("socketId", info && info.socketId));
+      var last = info ? info.lastMessageId : undefined;
+      box.appendChild(kv("lastMessageId", last === null ? "null (no message yet)" : last));
+      // Only a page that has seen nothing starts there: after a reconnect, what it missed lies
+      // between the newest id it showed and this one.
+      if (newestSeen === null) noteSeen(last);
       var ea = parseTime(info && info.expiresAt);
       box.appendChild(kv("expiresAt", ea ? fmtTime(ea) : info && info.expiresAt));
       var st = parseTime(info && info.serverTime);
@@ -817,8 +822,16 @@
   // 5. Messages
   // ---------------------------------------------------------------------------
   var seenMsgIds = {};
+  // The newest message id this page has seen: where "messages:sync since" resumes.
+  var newestSeen = null;
+  function noteSeen(id) {
+    if (typeof id !== "number" || (newestSeen !== null && id <= newestSeen)) return;
+    newestSeen = id;
+    $("sync-after").value = String(id);
+  }
   function addChat(m, fromAck) {
     if (!m) return;
+    noteSeen(m.id);
     if (m.id !== undefined && seenMsgIds[m.id]) {
       // Already shown (from our ack); just mark delivered.
       var prev = seenMsgIds[m.id];
@@ -854,6 +867,17 @@
     });
   }
   $("send-btn").addEventListener("click", sendMessage);
+  $("sync-btn").addEventListener("click", function () {
+    var raw = $("sync-after").value.trim();
+    var after = raw === "" ? 0 : Number(raw);
+    if (!(after >= 0) || Math.floor(after) !== after) { showResult($("sync-result"), "err", "Enter a message id (a whole number ≥ 0), e.g. connected.lastMessageId."); return; }
+    emitAck("messages:sync", { after_id: after, limit: 100 }, $("sync-result"), function (ack, bad) {
+      if (bad) return;
+      var list = ack && Array.isArray(ack.messages) ? ack.messages : [];
+      list.forEach(function (m) { addChat(m, false); });
+      showResult($("sync-result"), "ok", list.length + " message(s) after #" + after + (ack.more ? " — more: true, click again for the next page" : " — up to date"));
+    });
+  });
   $("msg-content").addEventListener("keydown", function (e) { if (e.key === "Enter") sendMessage(); });
 
   // ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 //! Direct messages: validate, store, page history. Delivery is the realtime layer's job; a
 //! message is acknowledged only once its row is stored.
 
+pub mod sync;
+
 use std::collections::HashSet;
 
 use chrono::Utc;

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# vendor/check.sh — proves that vendor/engineioxide is the crates.io release plus exactly
-# vendor/engineioxide.patch: reverse-applying the patch to a copy of vendor/engineioxide must give
-# the pristine release, byte for byte (apart from the files the patch itself excludes with -x).
-# Fails loudly, with the difference, otherwise. scripts/test.sh runs it in its build stage.
+# vendor/check.sh — proves that each vendored crate (vendor/<crate> with a vendor/<crate>.patch:
+# engineioxide, socketioxide) is the crates.io release plus exactly its patch: reverse-applying
+# the patch to a copy of vendor/<crate> must give the pristine release, byte for byte (apart from
+# the files the patch itself excludes with -x). Fails loudly, with the difference, otherwise.
+# scripts/test.sh runs it in its build stage.
 #
-#   bash vendor/check.sh
+#   bash vendor/check.sh            every vendor/*.patch
+#   bash vendor/check.sh CRATE      one of them
 #
 # The release comes from crates.io through cargo (a throwaway project in a temp dir that depends
 # on `engineioxide = "=<version of vendor/engineioxide>"`, `cargo fetch`, then the .crate file
@@ -23,7 +25,13 @@ die() {
     exit 1
 }
 
-CRATE=engineioxide
+if (($# == 0)); then
+    for p in "$ROOT"/vendor/*.patch; do
+        bash "${BASH_SOURCE[0]}" "$(basename "$p" .patch)" || exit 1
+    done
+    exit 0
+fi
+CRATE=$1
 VENDORED=$ROOT/vendor/$CRATE
 PATCH=$ROOT/vendor/$CRATE.patch
 [[ -d $VENDORED && -f $PATCH ]] || die "need $VENDORED and $PATCH"

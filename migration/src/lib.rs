@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_users;
 mod m20261122_000002_create_user_tokens;
 mod m20261122_000003_create_messages;
+mod m20261201_000004_messages_sync_indexes;
 mod timestamps;
 
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_users::Migration),
             Box::new(m20261122_000002_create_user_tokens::Migration),
             Box::new(m20261122_000003_create_messages::Migration),
+            Box::new(m20261201_000004_messages_sync_indexes::Migration),
         ]
     }
 }

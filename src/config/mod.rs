@@ -261,6 +261,10 @@ pub struct SocketIoSettings {
     pub ping_timeout_ms: u64,
     pub max_payload_bytes: u64,
     pub connect_timeout_ms: u64,
+    /// Bytes a socket may have queued once past 128 packets; beyond: SLOW_CONSUMER disconnect.
+    pub max_queue_bytes: u64,
+    /// How long a socket's queue may stay past 128 packets before a SLOW_CONSUMER disconnect.
+    pub slow_consumer_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -322,6 +326,8 @@ impl Default for Settings {
                 ping_timeout_ms: 20_000,
                 max_payload_bytes: 1_000_000,
                 connect_timeout_ms: 45_000,
+                max_queue_bytes: 4 << 20,
+                slow_consumer_timeout_ms: 10_000,
             },
             limits: LimitsSettings::default(),
             log: LogSettings {

@@ -133,6 +133,19 @@ impl Settings {
                 "ping interval and timeout must be above 0",
             ));
         }
+        let sio = &self.socketio;
+        if sio.slow_consumer_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "socketio.slow_consumer_timeout_ms",
+                "must be above 0",
+            ));
+        }
+        if sio.max_queue_bytes < 65_536 {
+            return Err(ConfigError::new(
+                "socketio.max_queue_bytes",
+                "must be at least 65536 (one large message)",
+            ));
+        }
         self.admin.validate()?;
         Ok(())
     }

@@ -99,6 +99,12 @@ pub async fn on_connect<A: Adapter>(
     if let Some(token_id) = session.token_id {
         state.auth().store().touch(token_id);
     }
+    // Where a reconnecting client resumes `messages:sync` from; null if the lookup fails.
+    let last_message_id = crate::chat::sync::last_id(state.db(), session.user.id)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "lastMessageId lookup failed"))
+        .ok()
+        .flatten();
     let connected = serde_json::json!({
         "userId": session.user.id,
         "username": session.user.username,
@@ -107,6 +113,7 @@ pub async fn on_connect<A: Adapter>(
         "socketId": s.id.to_string(),
         "expiresAt": crate::clock::iso(session.expires_at),
         "serverTime": crate::clock::now_iso(),
+        "lastMessageId": last_message_id,
     });
     let ss = SocketSession { session, info };
     let entry = ss.presence_entry();
@@ -143,6 +150,12 @@ async fn on_disconnect<A: Adapter>(
         return;
     };
     tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
+    if reason == DisconnectReason::SlowConsumer {
+        // Cut off rather than left connected with holes (contract §4): it reconnects and
+        // catches up with messages:sync.
+        tracing::warn!(sid = %s.id, user_id = ss.session.user.id, "SLOW_CONSUMER: its outgoing queue stayed full; disconnected");
+        state.metrics().kick("SLOW_CONSUMER", 1);
+    }
     let entry = ss.presence_entry();
     match state.presence().socket_down(&entry).await {
         Ok(true) => {

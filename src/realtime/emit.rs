@@ -53,13 +53,15 @@ pub async fn emit<A: Adapter>(
     metrics: &Metrics,
 ) -> Result<(), String> {
     match op.emit(event, data).await {
-        Ok(()) => {
-            metrics.event_out(metric_label(event));
-            Ok(())
-        }
-        Err(e) => {
+        // Refused only by sockets already closing (a slow consumer being cut off): every live
+        // socket got it, and the closing ones catch up with `messages:sync`.
+        Err(e) if !super::delivery::reached_every_live_socket(&e) => {
             tracing::warn!(error = %e, event, "emit failed");
             Err(e.to_string())
+        }
+        _ => {
+            metrics.event_out(metric_label(event));
+            Ok(())
         }
     }
 }

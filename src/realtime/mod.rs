@@ -6,6 +6,7 @@
 //! registry. Depends on `auth`, `chat`, `presence`, `state`; never calls into `http`.
 
 pub mod connect;
+pub mod delivery;
 pub mod emit;
 pub mod events;
 pub mod expiry;
@@ -141,5 +142,8 @@ fn configure<A: Adapter>(builder: SocketIoBuilder<A>, state: &AppState) -> Socke
         // tungstenite zero-fills this per socket; Socket.IO frames of idle sockets are tiny
         // (measured 24.2 → 21.2 KiB per idle socket going from 4096).
         .ws_read_buffer_size(1024)
+        // Past 128 queued packets a socket buffers on, within these bounds, then is cut off.
+        .max_queue_bytes(s.max_queue_bytes as usize)
+        .slow_consumer_timeout(Duration::from_millis(s.slow_consumer_timeout_ms))
         .with_state(state.clone())
 }

@@ -150,6 +150,14 @@ fn each_validation_failure_is_one_line_naming_the_key() {
             vec![("IM_SERVER__TRUST_PROXY", "10.0.0.0/33")],
             "server.trust_proxy: ",
         ),
+        (
+            vec![("IM_SOCKETIO__MAX_QUEUE_BYTES", "1000")],
+            "socketio.max_queue_bytes: ",
+        ),
+        (
+            vec![("IM_SOCKETIO__SLOW_CONSUMER_TIMEOUT_MS", "0")],
+            "socketio.slow_consumer_timeout_ms: ",
+        ),
     ];
     for (env, prefix) in cases {
         let msg = validation_error(&env);

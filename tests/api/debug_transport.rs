@@ -298,7 +298,7 @@ async fn proxy_read_timeout_shorter_than_the_ping_cycle_gets_a_hint() {
 // /metrics
 
 #[derive(Debug, Default)]
-struct Family {
+pub(crate) struct Family {
     kind: String,
     samples: Vec<(String, BTreeMap<String, String>, f64)>,
 }
@@ -442,7 +442,12 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, Family> {
     families
 }
 
-fn total(f: &BTreeMap<String, Family>, family: &str, sample: &str, want: &[(&str, &str)]) -> f64 {
+pub(crate) fn total(
+    f: &BTreeMap<String, Family>,
+    family: &str,
+    sample: &str,
+    want: &[(&str, &str)],
+) -> f64 {
     f.get(family)
         .map(|fam| {
             fam.samples
@@ -459,7 +464,7 @@ fn total(f: &BTreeMap<String, Family>, family: &str, sample: &str, want: &[(&str
         .unwrap_or(0.0)
 }
 
-async fn scrape(app: &TestApp) -> BTreeMap<String, Family> {
+pub(crate) async fn scrape(app: &TestApp) -> BTreeMap<String, Family> {
     let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();

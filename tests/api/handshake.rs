@@ -26,6 +26,8 @@ async fn valid_token_in_auth_gets_connected_with_every_field() {
         chrono::DateTime::parse_from_rfc3339(info["serverTime"].as_str().unwrap()).unwrap();
     assert!((expires - server_time).num_seconds() > 86_000);
     assert!(info["expiresAt"].as_str().unwrap().ends_with('Z'));
+    // Where messages:sync would resume: null before any message.
+    assert_eq!(info.get("lastMessageId"), Some(&serde_json::Value::Null));
 }
 
 #[tokio::test]

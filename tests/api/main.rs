@@ -8,6 +8,7 @@ mod admin;
 mod auth_http;
 mod config;
 mod debug_transport;
+mod delivery;
 mod diagnose;
 mod doctor;
 mod fuzz;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn two_users(app: &TestApp) -> (i64, String, i64, String) {
+pub async fn two_users(app: &TestApp) -> (i64, String, i64, String) {
     let a = app.create_user("alice", "alice-pass", "user").await;
     let b = app.create_user("bob", "bob-pass", "user").await;
     (

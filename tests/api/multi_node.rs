@@ -402,3 +402,25 @@ async fn a_revocation_on_one_node_clears_cached_auth_on_the_others() {
     let mut again = Client::connect(c.nodes[1].sio(&token)).await.unwrap();
     assert_eq!(expect_rejected(&mut again).await["code"], "TOKEN_REVOKED");
 }
+
+#[tokio::test]
+async fn a_burst_across_nodes_arrives_whole_and_sync_agrees_on_either_node() {
+    let c = Cluster::start(2).await;
+    let admin = c.login(0, "admin", "admin123").await;
+    let kefu = c.login(1, "kefu1", "kefu123").await;
+    let sender = c.connect(0, &admin).await;
+    let mut recipient = c.connect(1, &kefu).await;
+    let acked = crate::delivery::burst(&sender, 2, 300, "burst").await;
+    let got = crate::delivery::receive_ids(&mut recipient, 300, WAIT).await;
+    assert_eq!(got, acked, "every acked message crossed to node B");
+    // A socket of the recipient on the other node resumes from the same place.
+    let mut other = Client::connect(c.nodes[0].sio(&kefu)).await.unwrap();
+    let hello = other.expect_event("connected", WAIT).await.unwrap();
+    assert_eq!(hello[0]["lastMessageId"], *acked.last().unwrap());
+    let synced: std::collections::BTreeSet<i64> = crate::delivery::sync_all(&other, 0, 500)
+        .await
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(synced, acked);
+}

@@ -87,6 +87,7 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
     await page.waitForFunction(() => document.querySelector("#status").dataset.state === "connected");
     assert.match(await page.textContent("#status"), /connected as admin \(#1\)/);
     assert.match(await page.textContent("#connected-info"), /Authenticated ✓ as admin \(user 1\)/);
+    assert.match(await page.textContent("#connected-info"), /lastMessageId\s*null \(no message yet\)/);
     const live = await page.evaluate(() => {
       const s = window.imDemo.socket;
       return { connected: s.connected, nsp: s.nsp, authToken: s.auth && s.auth.token };
@@ -137,6 +138,31 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
     await shot(page, "flow-05-message-sent", "#messages");
   });
 
+  step("messages sent while the page was away come back with messages:sync since", async () => {
+    const seen = Number(await page.inputValue("#sync-after"));
+    assert.ok(seen > 0, "the sync box follows the newest message shown");
+    await page.click("#disconnect-btn");
+    await page.waitForFunction(() => document.querySelector("#status").dataset.state === "disconnected");
+    const missed = [];
+    for (const n of [1, 2]) {
+      const content = `while you were away ${n} ${tag}`;
+      const ack = await within(10_000, "send_message ack", kefu.emitWithAck("send_message", { to: ADMIN.id, content }));
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+      missed.push({ id: ack.id, content });
+    }
+    await page.click("#connect-btn");
+    await page.waitForFunction(() => document.querySelector("#status").dataset.state === "connected");
+    assert.match(await page.textContent("#connected-info"), new RegExp(`lastMessageId\\s*${missed[1].id}`));
+    assert.equal(Number(await page.inputValue("#sync-after")), seen, "still where the page left off");
+    for (const m of missed) assert.equal(await page.locator(`#messages .msg[data-id="${m.id}"]`).count(), 0);
+    await page.click("#sync-btn");
+    await page.waitForFunction(() => /up to date/.test(document.querySelector("#sync-result").textContent));
+    assert.match(await page.textContent("#sync-result"), /^2 message\(s\) after #/);
+    for (const m of missed) assert.match(await page.textContent(`#messages .msg[data-id="${m.id}"]`), new RegExp(m.content));
+    assert.equal(Number(await page.inputValue("#sync-after")), missed[1].id);
+    await shot(page, "flow-06-synced", "#card-messages");
+  });
+
   step("log out → event log shows error TOKEN_REVOKED, then the server's disconnect", async () => {
     await page.click("#logout-btn");
     await page.waitForFunction(() => /Logged out/.test(document.querySelector("#logout-result").textContent));
@@ -157,7 +183,7 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
     assert.equal(v.body.code, "TOKEN_REVOKED");
     // kefu1's socket is untouched
     assert.equal(kefu.connected, true);
-    await shot(page, "flow-06-logged-out", "#logout-result");
+    await shot(page, "flow-07-logged-out", "#logout-result");
   });
 
   step("the event log (meant to be copied into bug reports) never shows the password or a whole token", async () => {

@@ -296,6 +296,7 @@ async fn fanout_scenario() {
                 publish_concurrency: 2,
                 concurrency: 10,
                 drain_secs: 5.0,
+                pad_bytes: 0,
             }),
         )
         .await;
@@ -318,6 +319,7 @@ async fn fanout_scenario() {
         publish_concurrency: 1,
         concurrency: 1,
         drain_secs: 1.0,
+        pad_bytes: 0,
     };
     assert!(
         run(&Cli {

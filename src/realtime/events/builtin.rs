@@ -17,6 +17,7 @@ pub fn register(events: Events) -> Events {
         .on("presence:subscribe", PresenceSubscribe)
         .on("presence:unsubscribe", PresenceUnsubscribe)
         .on("auth:refresh", Refresh)
+        .on("messages:sync", Sync)
 }
 
 /// Most presence subscriptions one event may carry.
@@ -57,6 +58,21 @@ impl EventHandler for SendMessage {
             "created_at": crate::clock::iso(m.created_at),
             "duplicate": !stored.created,
         }))
+    }
+}
+
+/// `messages:sync {after_id, limit?}`: the caller's messages after `after_id`, oldest first,
+/// paged; what a socket that reconnects missed (contract §4).
+struct Sync;
+
+#[async_trait]
+impl EventHandler for Sync {
+    async fn handle(&self, ctx: EventCtx<'_>, data: Option<Value>) -> Result<Value, AppError> {
+        let me = ctx.session.session.user.id;
+        let req = chat::sync::SyncRequest::parse(data.as_ref())?;
+        let page = chat::sync::after(ctx.state.db(), me, req.after_id, req.limit).await?;
+        let messages: Vec<Value> = page.messages.iter().map(chat::message_json).collect();
+        Ok(serde_json::json!({ "ok": true, "messages": messages, "more": page.more }))
     }
 }
 

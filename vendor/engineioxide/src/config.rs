@@ -53,12 +53,29 @@ pub struct EngineIoConfig {
     /// Defaults to 10 seconds.
     pub upgrade_timeout: Duration,
 
-    /// The maximum number of packets that can be buffered per connection before being emitted to the client.
+    /// The number of packets that can be buffered per connection before being emitted to the client.
     ///
-    /// If the buffer if full the `emit()` method will return an error
+    /// Past it, packets are still buffered, within [`max_queue_bytes`](Self::max_queue_bytes),
+    /// for at most [`slow_consumer_timeout`](Self::slow_consumer_timeout): a client that does
+    /// not catch up by then is disconnected with [`DisconnectReason::SlowConsumer`]. Nothing
+    /// emitted to a connected socket is discarded.
+    ///
+    /// [`DisconnectReason::SlowConsumer`]: crate::DisconnectReason::SlowConsumer
     ///
     /// Defaults to 128 packets
     pub max_buffer_size: usize,
+
+    /// The most bytes a connection may buffer once past [`max_buffer_size`](Self::max_buffer_size)
+    /// packets; a packet that would exceed it disconnects the client as a slow consumer.
+    ///
+    /// Defaults to 4 MiB
+    pub max_queue_bytes: usize,
+
+    /// How long a connection may stay past [`max_buffer_size`](Self::max_buffer_size) packets
+    /// before the client is disconnected as a slow consumer.
+    ///
+    /// Defaults to 10 seconds
+    pub slow_consumer_timeout: Duration,
 
     /// The maximum number of bytes that can be received per http request.
     /// Defaults to 100KB.
@@ -97,6 +114,8 @@ impl Default for EngineIoConfig {
             ping_timeout: Duration::from_millis(20000),
             upgrade_timeout: Duration::from_millis(10000),
             max_buffer_size: 128,
+            max_queue_bytes: 4 << 20,
+            slow_consumer_timeout: Duration::from_secs(10),
             max_payload: 1e5 as u64, // 100kb
             ws_read_buffer_size: 4096,
             ws_max_message_size: 64 << 20,
@@ -200,6 +219,20 @@ impl EngineIoConfigBuilder {
     /// ```
     pub fn max_buffer_size(mut self, max_buffer_size: usize) -> Self {
         self.config.max_buffer_size = max_buffer_size;
+        self
+    }
+
+    /// The most bytes a connection may buffer once past `max_buffer_size` packets; a packet
+    /// that would exceed it disconnects the client as a slow consumer. Defaults to 4 MiB.
+    pub fn max_queue_bytes(mut self, max_queue_bytes: usize) -> Self {
+        self.config.max_queue_bytes = max_queue_bytes;
+        self
+    }
+
+    /// How long a connection may stay past `max_buffer_size` packets before the client is
+    /// disconnected as a slow consumer. Defaults to 10 seconds.
+    pub fn slow_consumer_timeout(mut self, slow_consumer_timeout: Duration) -> Self {
+        self.config.slow_consumer_timeout = slow_consumer_timeout;
         self
     }
 

@@ -8,23 +8,64 @@
 //!
 //! The API is the subset of `tokio::sync::mpsc` engineioxide uses, with tokio's error types, so
 //! the public signatures (`Socket::reserve`, `Permit`) do not change.
+//!
+//! With an [`Overflow`] policy (the packet queue) a send that finds the queue at `capacity` is
+//! not refused: it is queued past the bound, within `max_bytes`, and a watchdog is armed. A
+//! queue that has not come back to `capacity` within `timeout`, or would exceed `max_bytes`,
+//! declares its consumer slow: it closes, frees what it holds and calls `on_slow` once. So a
+//! producer never blocks (a broadcast never waits for one slow socket) and nothing is discarded
+//! while the queue is open: a value is either delivered or the consumer is told it was cut off.
 use std::{
     collections::VecDeque,
     future::poll_fn,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, Weak,
         atomic::{AtomicUsize, Ordering},
     },
     task::{Context, Poll, Waker},
+    time::Duration,
 };
 
-use tokio::sync::{
-    Notify,
-    mpsc::error::{SendError, TryRecvError, TrySendError},
+use tokio::{
+    sync::{
+        Notify,
+        mpsc::error::{SendError, TryRecvError, TrySendError},
+    },
+    time::Instant,
 };
+
+/// What a queue does with sends past its capacity instead of refusing them (see the module doc).
+pub(crate) struct Overflow<T> {
+    /// Most bytes (as `weigh` counts them) the queue may hold once past its capacity.
+    pub max_bytes: usize,
+    /// How long the queue may stay past its capacity before its consumer is declared slow.
+    pub timeout: Duration,
+    /// The weight of one value, in bytes.
+    pub weigh: fn(&T) -> usize,
+    /// Called once when the consumer is declared slow (the queue is already closed then).
+    pub on_slow: Box<dyn Fn() + Send + Sync>,
+}
 
 /// Creates a queue holding at most `capacity` values (queued plus reserved).
 pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    build(capacity, None, |_| {})
+}
+
+/// Creates a queue that takes sends past `capacity` under the [`Overflow`] policy.
+pub(crate) fn channel_with_overflow<T: Send + 'static>(
+    capacity: usize,
+    overflow: Overflow<T>,
+) -> (Sender<T>, Receiver<T>) {
+    build(capacity, Some(overflow), |queue| {
+        tokio::spawn(watchdog(queue));
+    })
+}
+
+fn build<T>(
+    capacity: usize,
+    overflow: Option<Overflow<T>>,
+    spawn_watchdog: fn(Weak<Shared<T>>),
+) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "queue capacity must be greater than 0");
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -32,10 +73,16 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             reserved: 0,
             rx_closed: false,
             rx_waker: None,
+            bytes: 0,
+            over_since: None,
+            watchdog: false,
+            slow: false,
         }),
         senders: AtomicUsize::new(1),
         tx_notify: Notify::new(),
         capacity,
+        overflow,
+        spawn_watchdog,
     });
     (
         Sender {
@@ -52,6 +99,9 @@ struct Shared<T> {
     /// Wakes senders waiting for room (`send`) or for the receiver to close (`closed`).
     tx_notify: Notify,
     capacity: usize,
+    overflow: Option<Overflow<T>>,
+    /// Starts [`watchdog`] (a fn pointer: only `channel_with_overflow` knows `T: Send`).
+    spawn_watchdog: fn(Weak<Shared<T>>),
 }
 
 struct State<T> {
@@ -61,6 +111,14 @@ struct State<T> {
     /// The receiver was closed or dropped: nothing more can be sent.
     rx_closed: bool,
     rx_waker: Option<Waker>,
+    /// With an [`Overflow`] policy: the weight of the queued values.
+    bytes: usize,
+    /// Since when more than `capacity` values are queued (the watchdog's reference).
+    over_since: Option<Instant>,
+    /// A watchdog task is running.
+    watchdog: bool,
+    /// The consumer was declared slow (the queue is closed).
+    slow: bool,
 }
 
 impl<T> State<T> {
@@ -69,20 +127,115 @@ impl<T> State<T> {
     }
 }
 
+/// Whether a value of some weight may be queued now.
+enum Admit {
+    Yes,
+    Full,
+    Closed,
+    /// Past capacity and over `max_bytes`: the consumer is slow.
+    Slow,
+}
+
+/// Whether the watchdog must be started after a push.
+#[must_use]
+struct ArmWatchdog(bool);
+
 impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // No code panics while holding the lock; a poisoned lock still holds a consistent queue.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Pushes under the lock, then wakes the receiver outside of it.
-    fn push(&self, mut state: MutexGuard<'_, State<T>>, value: T) {
+    /// May a value of `weight` bytes (`None`: not known yet, a reservation) be queued now?
+    fn admit(&self, state: &State<T>, weight: Option<usize>) -> Admit {
+        if state.rx_closed {
+            return Admit::Closed;
+        }
+        if !state.is_full(self.capacity) {
+            return Admit::Yes;
+        }
+        match (&self.overflow, weight) {
+            (None, _) => Admit::Full,
+            (Some(o), Some(w)) if state.bytes + w > o.max_bytes => Admit::Slow,
+            (Some(_), _) => Admit::Yes,
+        }
+    }
+
+    /// Pushes under the lock, then wakes the receiver outside of it; starts the watchdog when
+    /// this push takes the queue past its capacity.
+    fn push(self: &Arc<Self>, mut state: MutexGuard<'_, State<T>>, value: T) {
+        if let Some(o) = &self.overflow {
+            state.bytes += (o.weigh)(&value);
+        }
         state.queue.push_back(value);
+        let arm = self.note_overflow(&mut state);
         let waker = state.rx_waker.take();
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
+        if arm.0 {
+            (self.spawn_watchdog)(Arc::downgrade(self));
+        }
+    }
+
+    /// Records when the queue went past its capacity; says whether a watchdog must start.
+    fn note_overflow(&self, state: &mut State<T>) -> ArmWatchdog {
+        if self.overflow.is_none() || state.queue.len() <= self.capacity {
+            return ArmWatchdog(false);
+        }
+        state.over_since.get_or_insert_with(Instant::now);
+        ArmWatchdog(!std::mem::replace(&mut state.watchdog, true))
+    }
+
+    /// Declares the consumer slow: closes the queue, frees what it holds, tells `on_slow`.
+    fn declare_slow(&self, mut state: MutexGuard<'_, State<T>>) {
+        if state.slow {
+            return;
+        }
+        state.slow = true;
+        state.rx_closed = true;
+        state.over_since = None;
+        state.bytes = 0;
+        let queued = std::mem::take(&mut state.queue);
+        let waker = state.rx_waker.take();
+        drop(state);
+        // Dropped outside the lock: a value's destructor may use the queue.
+        drop(queued);
+        self.tx_notify.notify_waiters();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        if let Some(o) = &self.overflow {
+            (o.on_slow)();
+        }
+    }
+}
+
+/// Watches a queue that went past its capacity: declares its consumer slow if it is still past
+/// it `timeout` after it went past (the reference moves on each time the queue comes back).
+async fn watchdog<T>(queue: Weak<Shared<T>>) {
+    // Not holding the queue while asleep: a dropped socket ends the watchdog.
+    while let Some(deadline) = queue.upgrade().and_then(|shared| shared.watch()) {
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+impl<T> Shared<T> {
+    /// One look of the [`watchdog`]: when to look again, or `None` when it is done.
+    fn watch(&self) -> Option<Instant> {
+        let timeout = self.overflow.as_ref()?.timeout;
+        let mut state = self.lock();
+        let Some(since) = state.over_since else {
+            state.watchdog = false;
+            return None;
+        };
+        if since.elapsed() < timeout {
+            return Some(since + timeout);
+        }
+        state.watchdog = false;
+        self.declare_slow(state);
+        None
     }
 }
 
@@ -92,17 +245,23 @@ pub(crate) struct Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Queues `value` now, or fails with `Full` / `Closed` handing it back.
+    /// Queues `value` now, or fails with `Full` / `Closed` handing it back (`Closed` too when
+    /// this send made the queue declare its consumer slow).
     pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let weight = self.shared.overflow.as_ref().map(|o| (o.weigh)(&value));
         let state = self.shared.lock();
-        if state.rx_closed {
-            return Err(TrySendError::Closed(value));
+        match self.shared.admit(&state, weight) {
+            Admit::Yes => {
+                self.shared.push(state, value);
+                Ok(())
+            }
+            Admit::Full => Err(TrySendError::Full(value)),
+            Admit::Closed => Err(TrySendError::Closed(value)),
+            Admit::Slow => {
+                self.shared.declare_slow(state);
+                Err(TrySendError::Closed(value))
+            }
         }
-        if state.is_full(self.shared.capacity) {
-            return Err(TrySendError::Full(value));
-        }
-        self.shared.push(state, value);
-        Ok(())
     }
 
     /// Queues `value`, waiting for room if the queue is full.
@@ -124,11 +283,10 @@ impl<T> Sender<T> {
     /// Reserves one slot; the [`Permit`] sends without failing or gives the slot back on drop.
     pub(crate) fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
         let mut state = self.shared.lock();
-        if state.rx_closed {
-            return Err(TrySendError::Closed(()));
-        }
-        if state.is_full(self.shared.capacity) {
-            return Err(TrySendError::Full(()));
+        match self.shared.admit(&state, None) {
+            Admit::Yes => {}
+            Admit::Full => return Err(TrySendError::Full(())),
+            Admit::Closed | Admit::Slow => return Err(TrySendError::Closed(())),
         }
         state.reserved += 1;
         Ok(Permit {
@@ -139,6 +297,11 @@ impl<T> Sender<T> {
     /// True once the receiver was closed or dropped.
     pub(crate) fn is_closed(&self) -> bool {
         self.shared.lock().rx_closed
+    }
+
+    /// True once the queue declared its consumer slow.
+    pub(crate) fn is_slow(&self) -> bool {
+        self.shared.lock().slow
     }
 
     /// Resolves once the receiver is closed or dropped.
@@ -192,14 +355,19 @@ pub(crate) struct Permit<'a, T> {
 
 impl<T> Permit<'_, T> {
     /// Queues `value` in the reserved slot. Dropped if the receiver has closed meanwhile, as with
-    /// tokio's permits.
+    /// tokio's permits; past capacity, a value that would exceed `max_bytes` declares the
+    /// consumer slow instead of being queued.
     pub(crate) fn send(self, value: T) {
         let shared = self.shared;
         std::mem::forget(self);
+        let weight = shared.overflow.as_ref().map(|o| (o.weigh)(&value));
         let mut state = shared.lock();
         state.reserved -= 1;
-        if !state.rx_closed {
-            shared.push(state, value);
+        match shared.admit(&state, weight) {
+            // Without an overflow policy a permit's slot is always free (`Full` cannot happen).
+            Admit::Yes | Admit::Full => shared.push(state, value),
+            Admit::Slow => shared.declare_slow(state),
+            Admit::Closed => {}
         }
     }
 }
@@ -229,6 +397,12 @@ impl<T> Receiver<T> {
         let mut state = self.shared.lock();
         let was_full = state.is_full(self.shared.capacity);
         if let Some(value) = state.queue.pop_front() {
+            if let Some(o) = &self.shared.overflow {
+                state.bytes -= (o.weigh)(&value);
+            }
+            if state.queue.len() <= self.shared.capacity {
+                state.over_since = None;
+            }
             if state.queue.is_empty() {
                 // Give the slots back: an idle socket should hold no queue memory.
                 state.queue = VecDeque::new();
@@ -416,5 +590,184 @@ mod tests {
         drop(rx);
         tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap();
         assert!(matches!(tx.send(3).await, Err(SendError(3))));
+    }
+
+    /// Counts `on_slow` calls.
+    fn overflow<T>(max_bytes: usize, weight: fn(&T) -> usize) -> (Overflow<T>, Arc<AtomicUsize>) {
+        let verdicts = Arc::new(AtomicUsize::new(0));
+        let counter = verdicts.clone();
+        let overflow = Overflow {
+            max_bytes,
+            timeout: Duration::from_secs(1),
+            weigh: weight,
+            on_slow: Box::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        };
+        (overflow, verdicts)
+    }
+
+    fn ten(_: &u32) -> usize {
+        10
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_capacity_a_send_is_queued_and_a_drained_queue_is_not_slow() {
+        let (policy, verdicts) = overflow(1000, ten);
+        let (tx, mut rx) = channel_with_overflow(2, policy);
+        for i in 0..5 {
+            tx.try_send(i).unwrap();
+        }
+        let permit = tx.try_reserve().unwrap();
+        permit.send(5);
+        for i in 0..6 {
+            assert_eq!(rx.try_recv().unwrap(), i);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(verdicts.load(Ordering::SeqCst), 0);
+        assert!(!tx.is_closed());
+        tx.try_send(6).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_left_past_capacity_declares_its_consumer_slow_and_frees_it() {
+        let (policy, verdicts) = overflow(1000, ten);
+        let (tx, mut rx) = channel_with_overflow(2, policy);
+        for i in 0..3 {
+            tx.try_send(i).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        assert_eq!(verdicts.load(Ordering::SeqCst), 0, "not before the timeout");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(verdicts.load(Ordering::SeqCst), 1);
+        assert!(tx.is_closed() && tx.is_slow());
+        assert!(matches!(tx.try_send(9), Err(TrySendError::Closed(9))));
+        assert!(matches!(tx.try_reserve(), Err(TrySendError::Closed(()))));
+        // What it held is freed, not delivered later.
+        assert_eq!(rx.shared.lock().queue.capacity(), 0);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(verdicts.load(Ordering::SeqCst), 1, "told once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn coming_back_to_capacity_restarts_the_clock() {
+        let (policy, verdicts) = overflow(1000, ten);
+        let (tx, mut rx) = channel_with_overflow(2, policy);
+        for i in 0..3 {
+            tx.try_send(i).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(rx.try_recv().unwrap(), 0);
+        tx.try_send(3).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            verdicts.load(Ordering::SeqCst),
+            0,
+            "past capacity again for 600 ms only"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(verdicts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn past_capacity_a_send_over_max_bytes_declares_the_consumer_slow_at_once() {
+        let (policy, verdicts) = overflow(35, ten);
+        let (tx, mut rx) = channel_with_overflow(2, policy);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        tx.try_send(3).unwrap();
+        assert!(matches!(tx.try_send(4), Err(TrySendError::Closed(4))));
+        assert_eq!(verdicts.load(Ordering::SeqCst), 1);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+
+        // Same through a permit: the weight is known only when it sends.
+        let (policy, verdicts) = overflow(35, ten);
+        let (tx, _rx) = channel_with_overflow(2, policy);
+        for i in 0..3 {
+            tx.try_send(i).unwrap();
+        }
+        let permit = tx.try_reserve().unwrap();
+        permit.send(4);
+        assert_eq!(verdicts.load(Ordering::SeqCst), 1);
+        assert!(tx.is_slow());
+    }
+
+    #[test]
+    fn without_an_overflow_policy_a_full_queue_still_refuses() {
+        let (tx, _rx) = channel(1);
+        tx.try_send(1).unwrap();
+        assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+        assert!(!tx.is_slow());
+    }
+
+    /// Several producers (try_send and permits), one consumer, the receiver closing while they
+    /// send: every value is either received, in its producer's order, or refused to its sender.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn stress_every_send_is_received_in_order_or_refused() {
+        const PRODUCERS: u32 = 4;
+        const EACH: u32 = 5_000;
+        for close_after in [None, Some(7_000usize)] {
+            let (mut policy, verdicts) = overflow(usize::MAX, |_: &(u32, u32)| 16);
+            // Never slow here, however late the consumer gets on a busy machine.
+            policy.timeout = Duration::from_secs(3600);
+            let (tx, mut rx) = channel_with_overflow(8, policy);
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|p| {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let mut accepted = 0u32;
+                        for i in 0..EACH {
+                            let sent = if i % 2 == 0 {
+                                tx.try_send((p, i)).is_ok()
+                            } else {
+                                tx.try_reserve().map(|permit| permit.send((p, i))).is_ok()
+                            };
+                            if sent {
+                                accepted += 1;
+                            } else {
+                                break;
+                            }
+                            if i % 64 == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        accepted
+                    })
+                })
+                .collect();
+            drop(tx);
+            let consumer = tokio::spawn(async move {
+                let mut next = vec![0u32; PRODUCERS as usize];
+                let mut received = 0usize;
+                while let Some((p, i)) = rx.recv().await {
+                    assert_eq!(i, next[p as usize], "producer {p} out of order");
+                    next[p as usize] += 1;
+                    received += 1;
+                    if Some(received) == close_after {
+                        rx.close();
+                    }
+                }
+                received
+            });
+            let mut accepted = 0usize;
+            for p in producers {
+                accepted += tokio::time::timeout(WAIT * 5, p).await.unwrap().unwrap() as usize;
+            }
+            let received = tokio::time::timeout(WAIT * 5, consumer)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                received, accepted,
+                "accepted but never received (close: {close_after:?})"
+            );
+            match close_after {
+                None => assert_eq!(accepted, (PRODUCERS * EACH) as usize),
+                Some(n) => assert!(accepted >= n),
+            }
+            assert_eq!(verdicts.load(Ordering::SeqCst), 0);
+        }
     }
 }

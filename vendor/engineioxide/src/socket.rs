@@ -93,6 +93,9 @@ pub enum DisconnectReason {
     HeartbeatTimeout,
     /// The server is being closed
     ClosingServer,
+    /// The client did not read what was sent to it fast enough: its buffer stayed past
+    /// `max_buffer_size` packets for `slow_consumer_timeout`, or went past `max_queue_bytes`.
+    SlowConsumer,
 }
 
 /// Convert an [`Error`] to a [`DisconnectReason`] if possible
@@ -108,6 +111,39 @@ impl From<&Error> for Option<DisconnectReason> {
             _ => None,
         }
     }
+}
+
+/// The packet queue of socket `sid`: `capacity` packets, then the slow-consumer bounds of
+/// `config`; a client declared slow is closed with [`DisconnectReason::SlowConsumer`].
+fn packet_queue(
+    sid: Sid,
+    capacity: usize,
+    config: &EngineIoConfig,
+    close_fn: &Arc<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
+) -> (queue::Sender<PacketBuf>, Receiver<PacketBuf>) {
+    let close_fn = close_fn.clone();
+    queue::channel_with_overflow(
+        capacity,
+        queue::Overflow {
+            max_bytes: config.max_queue_bytes,
+            timeout: config.slow_consumer_timeout,
+            weigh: packets_weight,
+            on_slow: Box::new(move || close_fn(sid, DisconnectReason::SlowConsumer)),
+        },
+    )
+}
+
+/// What queued packets cost in memory: their slot and their payload.
+fn packets_weight(packets: &PacketBuf) -> usize {
+    let payload: usize = packets
+        .iter()
+        .map(|p| match p {
+            Packet::Message(msg) => msg.len(),
+            Packet::Binary(bin) | Packet::BinaryV3(bin) => bin.len(),
+            _ => 0,
+        })
+        .sum();
+    std::mem::size_of::<PacketBuf>() + payload
 }
 
 /// A permit to emit a message to the client.
@@ -233,8 +269,9 @@ where
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
 
-    /// Function to call when the socket is closed
-    close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
+    /// Function to call when the socket is closed (shared with the packet queue, which calls it
+    /// when it declares the client a slow consumer)
+    close_fn: Arc<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
     /// User data bound to the socket
     pub data: D,
 
@@ -260,13 +297,16 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         supports_binary: bool,
     ) -> Self {
+        let id = Sid::new();
+        let close_fn: Arc<dyn Fn(Sid, DisconnectReason) + Send + Sync> = Arc::from(close_fn);
         // Lazily allocated queues: see `crate::queue` for why not tokio's mpsc.
-        let (internal_tx, internal_rx) = queue::channel(config.max_buffer_size);
+        let (internal_tx, internal_rx) =
+            packet_queue(id, config.max_buffer_size, config, &close_fn);
         let (heartbeat_tx, heartbeat_rx) = queue::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
 
         Self {
-            id: Sid::new(),
+            id,
             protocol,
             transport: AtomicU8::new(transport as u8),
             upgrading: AtomicBool::new(false),
@@ -503,6 +543,11 @@ where
         self.internal_tx.is_closed()
     }
 
+    /// Returns true if the socket was closed as a slow consumer ([`DisconnectReason::SlowConsumer`])
+    pub(crate) fn is_slow_consumer(&self) -> bool {
+        self.internal_tx.is_slow()
+    }
+
     /// Wait for the socket to be fully closed
     pub async fn closed(&self) {
         self.internal_tx.closed().await
@@ -633,7 +678,9 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
-        let (internal_tx, internal_rx) = queue::channel(buffer_size);
+        let close_fn: Arc<dyn Fn(Sid, DisconnectReason) + Send + Sync> = Arc::from(close_fn);
+        let config = EngineIoConfig::default();
+        let (internal_tx, internal_rx) = packet_queue(sid, buffer_size, &config, &close_fn);
         let (heartbeat_tx, heartbeat_rx) = queue::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
 

@@ -30,6 +30,8 @@ pub enum Scenario {
     Idle(scenarios::IdleArgs),
     /// N sockets; M events via POST /api/publish: deliveries/s, delivery latency.
     Fanout(scenarios::FanoutArgs),
+    /// Fan-out to readers and to sockets that stop reading: those are cut off, RSS stays bounded.
+    Slow(scenarios::SlowArgs),
     /// P pairs exchange send_message at an open-loop aggregate rate: ack and end-to-end latency.
     Chat(scenarios::ChatArgs),
     /// Connect N, wait for a server restart, reconnect all with socket.io-client backoff: time to recover.
@@ -42,6 +44,7 @@ impl Scenario {
             Scenario::Handshake(_) => "handshake",
             Scenario::Idle(_) => "idle",
             Scenario::Fanout(_) => "fanout",
+            Scenario::Slow(_) => "slow",
             Scenario::Chat(_) => "chat",
             Scenario::Storm(_) => "storm",
         }
@@ -57,6 +60,7 @@ pub async fn run(cli: &Cli) -> Result<Value, String> {
         Scenario::Handshake(a) => scenarios::handshake(c, a, nofile).await,
         Scenario::Idle(a) => scenarios::idle(c, a, nofile).await,
         Scenario::Fanout(a) => scenarios::fanout(c, a, nofile).await,
+        Scenario::Slow(a) => scenarios::slow(c, a, nofile).await,
         Scenario::Chat(a) => scenarios::chat(c, a, nofile).await,
         Scenario::Storm(a) => scenarios::storm(c, a, nofile).await,
     }

@@ -300,6 +300,9 @@ pub struct FanoutArgs {
     /// After the last publish, wait at most this long for the deliveries.
     #[arg(long, default_value_t = 15.0)]
     pub drain_secs: f64,
+    /// Pad every event's data with this many bytes (`pad`).
+    #[arg(long, default_value_t = 0)]
+    pub pad_bytes: usize,
 }
 
 pub async fn fanout(c: &Common, a: &FanoutArgs, nofile: u64) -> Result<Value, String> {
@@ -376,6 +379,7 @@ pub async fn fanout(c: &Common, a: &FanoutArgs, nofile: u64) -> Result<Value, St
     let mut tasks = tokio::task::JoinSet::new();
     let t_first = now_ns();
     let start = Instant::now();
+    let pad = "x".repeat(a.pad_bytes);
     for i in 0..a.events {
         if a.rate > 0.0 {
             tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / a.rate)).into())
@@ -387,7 +391,11 @@ pub async fn fanout(c: &Common, a: &FanoutArgs, nofile: u64) -> Result<Value, St
             (expected.clone(), pub_lat.clone(), pub_errors.clone());
         let obj = target.as_object_mut().expect("object");
         obj.insert("event".into(), json!("bench"));
-        obj.insert("data".into(), json!({"seq": i, "t": now_ns()}));
+        let mut data = json!({"seq": i, "t": now_ns()});
+        if !pad.is_empty() {
+            data["pad"] = json!(pad);
+        }
+        obj.insert("data".into(), data);
         let body = target.clone();
         tasks.spawn(async move {
             let _permit = permit;
@@ -451,6 +459,123 @@ pub async fn fanout(c: &Common, a: &FanoutArgs, nofile: u64) -> Result<Value, St
         "dropped": dropped,
         "server_rss": rss_json(c.server_pid, rss_before, rss_after),
     }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// slow
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlowArgs {
+    /// Sockets that authenticate, then stop reading: each must be cut off, its memory freed.
+    #[arg(long, default_value_t = 20)]
+    pub stalled: usize,
+    /// The server's `socketio.max_queue_bytes`, for the bound reported.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_queue_bytes: u64,
+    /// RSS sampling period while the fan-out runs.
+    #[arg(long, default_value_t = 100)]
+    pub sample_ms: u64,
+    /// The fan-out the stalled sockets are part of (they have the same user type as the readers).
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+}
+
+/// Fan-out to readers and to sockets that stopped reading: the readers must get every event,
+/// the stalled sockets must be disconnected by the server, and the server's RSS must stay
+/// within the per-socket bound (not grow with what the stalled sockets were sent).
+pub async fn slow(c: &Common, a: &SlowArgs, nofile: u64) -> Result<Value, String> {
+    check_fd_budget(a.fanout.n + a.stalled, nofile);
+    let sessions = login_many(c, users_for(c, a.fanout.n)).await?;
+    let opts = opts_for(c, Arc::new(sessions), Arc::new(vec![]));
+    progress!("slow: opening {} stalled connections", a.stalled);
+    let mut stalled = vec![];
+    for i in 0..a.stalled {
+        let (client, _) =
+            crate::sio::stalled::StalledClient::connect(&opts(i), c.connected_timeout())
+                .await
+                .map_err(|e| format!("stalled connection {i}: {e}"))?;
+        stalled.push(client);
+    }
+    let rss_before = rss_kib(c.server_pid);
+    let peak = Arc::new(AtomicU64::new(rss_before.unwrap_or(0)));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling, pid, every) = (
+            peak.clone(),
+            sampling.clone(),
+            c.server_pid,
+            Duration::from_millis(a.sample_ms.max(10)),
+        );
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    };
+    let fan = fanout(c, &a.fanout, nofile).await?;
+    progress!(
+        "slow: fan-out done; reading what the stalled sockets were sent until the server closes them"
+    );
+    // All at once: one after the other, the last ones could outlive their heartbeat.
+    let drained =
+        futures_util::future::join_all(stalled.iter_mut().map(|s| s.drain(Duration::from_secs(5))))
+            .await;
+    let closed = drained.iter().filter(|(_, ended)| *ended).count();
+    let received: Vec<usize> = drained
+        .iter()
+        .map(|(events, _)| events.iter().filter(|e| e.0 == "bench").count())
+        .collect();
+    let kicks = slow_consumer_kicks(&c.primary_url()).await;
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    let rss_after = rss_kib(c.server_pid);
+    let peak_kib = peak.load(Ordering::Relaxed);
+    let readers_expected = fan["ok"].as_u64().unwrap_or(0) * a.fanout.events as u64;
+    // Generous: every stalled socket at its byte bound twice over (allocator slack), plus
+    // 128 MiB for the readers' transient queues and the run itself.
+    let bound_kib = a.stalled as u64 * a.max_queue_bytes * 2 / 1024 + 128 * 1024;
+    let growth_kib = rss_before.map(|b| peak_kib.saturating_sub(b));
+    Ok(json!({
+        "scenario": "slow",
+        "url": c.url,
+        "stalled": a.stalled,
+        "stalled_closed_by_server": closed,
+        "slow_consumer_kicks": kicks,
+        "stalled_received_min": received.iter().min(),
+        "stalled_received_max": received.iter().max(),
+        "readers": fan["ok"],
+        "readers_expected_deliveries": readers_expected,
+        "readers_deliveries": fan["deliveries"],
+        "readers_missing": readers_expected.saturating_sub(fan["deliveries"].as_u64().unwrap_or(0)),
+        "event_bytes": a.fanout.pad_bytes,
+        "unbounded_would_hold_kib": (a.stalled * a.fanout.events * a.fanout.pad_bytes) as u64 / 1024,
+        "rss_growth_bound_kib": bound_kib,
+        "rss_peak_growth_kib": growth_kib,
+        "within_bound": growth_kib.map(|g| g <= bound_kib),
+        "server_rss": {"pid": c.server_pid, "before_kib": rss_before, "peak_kib": peak_kib, "after_kib": rss_after},
+        "fanout": fan,
+    }))
+}
+
+/// `im_kicks_total{reason="SLOW_CONSUMER"}` from the server's /metrics; `None` without one
+/// (the Node baseline).
+async fn slow_consumer_kicks(url: &str) -> Option<u64> {
+    let resp = super::common::http_client()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .ok()?;
+    let text = resp.error_for_status().ok()?.text().await.ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("im_kicks_total{reason=\"SLOW_CONSUMER\"}"));
+    Some(
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

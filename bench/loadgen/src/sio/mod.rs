@@ -25,6 +25,7 @@
 //! straight to the socket under a mutex, so `emit` can be called concurrently through `&Client`.
 
 pub mod packet;
+pub mod stalled;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

@@ -203,6 +203,10 @@ async fn run<H: EngineIoHandler, S>(
             tracing::debug!(sid = %socket.id, "socket is closing");
         }
     }
+    if socket.is_slow_consumer() {
+        // It is not reading: a closing flush would only wait for the timeout below.
+        return;
+    }
     #[cfg(feature = "tracing")]
     tracing::trace!(sid = %socket.id, "ws closing flush");
     // Bounded: a peer that stopped reading must not keep the connection's memory forever.
@@ -375,21 +379,30 @@ where
             }
         };
         // Write what came, then whatever else is queued, and flush once.
-        let mut next = Some(packets);
-        while let Some(packets) = next.take() {
-            for item in packets {
-                if let Some(msg) = to_message(socket, item)
-                    && let Err(_e) = ws.feed(msg).await
-                {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+        let write = async {
+            let mut next = Some(packets);
+            while let Some(packets) = next.take() {
+                for item in packets {
+                    if let Some(msg) = to_message(socket, item)
+                        && let Err(_e) = ws.feed(msg).await
+                    {
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+                    }
                 }
+                next = buffered_rx.try_recv().ok();
             }
-            next = buffered_rx.try_recv().ok();
+            #[cfg(feature = "tracing")]
+            tracing::trace!(sid = %socket.id, "ws flush");
+            ws.flush().await.ok();
+        };
+        // A peer that stopped reading blocks the write: closing the session (e.g. as a slow
+        // consumer) must still end the connection.
+        tokio::select! {
+            biased;
+            () = write => {}
+            _ = socket.cancellation_token.cancelled() => break Ended::Cancelled,
         }
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws flush");
-        ws.flush().await.ok();
     };
 
     Ok(ended)
