@@ -5,8 +5,10 @@ pub mod sync;
 
 use std::collections::HashSet;
 
+use std::sync::Arc;
+
 use chrono::Utc;
-use entity::{messages, users};
+use entity::messages;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
@@ -15,8 +17,10 @@ use sea_orm::{
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::store::TokenStore;
 use crate::clock::iso;
 use crate::error::{AppError, ErrorCode};
+use crate::ids::{IdKind, UserId};
 
 pub const MAX_CONTENT_BYTES: usize = 65_536;
 pub const MAX_CLIENT_MSG_ID: usize = 128;
@@ -42,24 +46,28 @@ impl MessageContent {
     }
 }
 
-/// A user id given as a JSON number (or a numeric string, as many JS clients send).
-pub fn parse_user_id(v: Option<&Value>, field: &str) -> Result<i64, AppError> {
-    v.and_then(crate::ids::user_id)
-        .filter(|id| *id > 0)
+/// A user id given in JSON, read as the token store's ids are: a positive number (or a
+/// numeric string, as many JS clients send) for integer ids, a string for a backend's text ids.
+pub fn parse_user_id(v: Option<&Value>, field: &str, kind: IdKind) -> Result<UserId, AppError> {
+    v.and_then(|v| kind.read(v))
+        .filter(|id| id.as_i64().is_none_or(|n| n > 0))
         .ok_or_else(|| {
-            AppError::bad_request(format!("{field} must be a user id (a positive number)"))
+            AppError::bad_request(match kind {
+                IdKind::Int => format!("{field} must be a user id (a positive number)"),
+                IdKind::Str => format!("{field} must be a user id (a string)"),
+            })
         })
 }
 
 /// A validated `send_message` payload.
 pub struct Outgoing {
-    pub to: i64,
+    pub to: UserId,
     pub content: MessageContent,
     pub client_msg_id: Option<String>,
 }
 
 impl Outgoing {
-    pub fn parse(data: Option<&Value>) -> Result<Outgoing, AppError> {
+    pub fn parse(data: Option<&Value>, kind: IdKind) -> Result<Outgoing, AppError> {
         let d = data.filter(|d| d.is_object()).ok_or_else(|| {
             AppError::bad_request("send_message needs {to, content, client_msg_id?}")
         })?;
@@ -76,7 +84,7 @@ impl Outgoing {
             }
         };
         Ok(Outgoing {
-            to: parse_user_id(d.get("to"), "to")?,
+            to: parse_user_id(d.get("to"), "to", kind)?,
             content: MessageContent::parse(d.get("content"))?,
             client_msg_id,
         })
@@ -93,9 +101,10 @@ pub struct Stored {
 /// `known_users` remembers recipients that exist, sparing a lookup per message.
 pub async fn store(
     db: &impl ConnectionTrait,
-    from: i64,
+    users: &dyn TokenStore,
+    from: &UserId,
     out: Outgoing,
-    known_users: &mut HashSet<i64>,
+    known_users: &mut HashSet<UserId>,
 ) -> Result<Stored, AppError> {
     if let Some(cmid) = &out.client_msg_id
         && let Some(existing) = find_by_client_id(db, from, cmid).await?
@@ -106,13 +115,13 @@ pub async fn store(
         });
     }
     if !known_users.contains(&out.to) {
-        if users::Entity::find_by_id(out.to).one(db).await?.is_none() {
-            return Err(user_not_found(out.to));
+        if users.user(&out.to).await?.is_none() {
+            return Err(user_not_found(&out.to));
         }
         if known_users.len() > 100_000 {
             known_users.clear();
         }
-        known_users.insert(out.to);
+        known_users.insert(out.to.clone());
     }
     let inserted = new_row(from, &out, Utc::now()).insert(db).await;
     match inserted {
@@ -143,17 +152,17 @@ pub async fn store(
             ) =>
         {
             known_users.remove(&out.to);
-            Err(user_not_found(out.to))
+            Err(user_not_found(&out.to))
         }
         Err(e) => Err(e.into()),
     }
 }
 
 /// The row one message becomes: the single place both write paths build it.
-fn new_row(from: i64, out: &Outgoing, now: chrono::DateTime<Utc>) -> messages::ActiveModel {
+fn new_row(from: &UserId, out: &Outgoing, now: chrono::DateTime<Utc>) -> messages::ActiveModel {
     messages::ActiveModel {
-        from_user_id: Set(from),
-        to_user_id: Set(out.to),
+        from_user_id: Set(from.to_string()),
+        to_user_id: Set(out.to.to_string()),
         content: Set(out.content.0.clone()),
         client_msg_id: Set(out.client_msg_id.clone()),
         created_at: Set(now),
@@ -161,7 +170,7 @@ fn new_row(from: i64, out: &Outgoing, now: chrono::DateTime<Utc>) -> messages::A
     }
 }
 
-fn user_not_found(id: i64) -> AppError {
+fn user_not_found(id: &UserId) -> AppError {
     AppError::with_message(
         ErrorCode::UserNotFound,
         format!("There is no user with id {id}."),
@@ -175,7 +184,7 @@ fn user_not_found(id: i64) -> AppError {
 pub struct MessageWriter(mpsc::Sender<Job>);
 
 struct Job {
-    from: i64,
+    from: UserId,
     out: Outgoing,
     reply: oneshot::Sender<Result<Stored, AppError>>,
 }
@@ -184,13 +193,14 @@ struct Job {
 const BATCH: usize = 256;
 
 impl MessageWriter {
-    pub fn start(db: DatabaseConnection) -> MessageWriter {
+    /// Recipients are looked up in `users` (im-server's own users, or a backend's).
+    pub fn start(db: DatabaseConnection, users: Arc<dyn TokenStore>) -> MessageWriter {
         let (tx, rx) = mpsc::channel(4 * BATCH);
-        tokio::spawn(write_loop(db, rx));
+        tokio::spawn(write_loop(db, users, rx));
         MessageWriter(tx)
     }
 
-    pub async fn store(&self, from: i64, out: Outgoing) -> Result<Stored, AppError> {
+    pub async fn store(&self, from: UserId, out: Outgoing) -> Result<Stored, AppError> {
         let (reply, answer) = oneshot::channel();
         self.0
             .send(Job { from, out, reply })
@@ -202,11 +212,15 @@ impl MessageWriter {
     }
 }
 
-async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
+async fn write_loop(
+    db: DatabaseConnection,
+    users: Arc<dyn TokenStore>,
+    mut rx: mpsc::Receiver<Job>,
+) {
     let mut known_users = HashSet::new();
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        match write_batch(&db, &mut batch, &mut known_users).await {
+        match write_batch(&db, &*users, &mut batch, &mut known_users).await {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(result);
@@ -217,7 +231,7 @@ async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 tracing::debug!(error = %e, size = batch.len(), "batch failed; writing one by one");
                 for job in batch.drain(..) {
-                    let result = store(&db, job.from, job.out, &mut known_users).await;
+                    let result = store(&db, &*users, &job.from, job.out, &mut known_users).await;
                     let _ = job.reply.send(result);
                 }
             }
@@ -232,29 +246,30 @@ async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
 /// and `write_loop` retries it message by message, where each case gets its precise answer.
 async fn write_batch(
     db: &DatabaseConnection,
+    users: &dyn TokenStore,
     batch: &mut [Job],
-    known_users: &mut HashSet<i64>,
+    known_users: &mut HashSet<UserId>,
 ) -> Result<Vec<Result<Stored, AppError>>, sea_orm::DbErr> {
-    let unknown: HashSet<i64> = batch
+    let unknown: Vec<UserId> = batch
         .iter()
-        .map(|j| j.out.to)
-        .filter(|id| !known_users.contains(id))
+        .map(|j| &j.out.to)
+        .filter(|id| !known_users.contains(*id))
+        .cloned()
+        .collect::<HashSet<_>>()
+        .into_iter()
         .collect();
     if !unknown.is_empty() {
         if known_users.len() > 100_000 {
             known_users.clear();
         }
-        let found = users::Entity::find()
-            .filter(users::Column::Id.is_in(unknown.iter().copied()))
-            .all(db)
-            .await?;
+        let found = users.users(&unknown, None).await?;
         known_users.extend(found.into_iter().map(|u| u.id));
     }
     let now = Utc::now();
     let rows: Vec<messages::ActiveModel> = batch
         .iter()
         .filter(|j| known_users.contains(&j.out.to))
-        .map(|j| new_row(j.from, &j.out, now))
+        .map(|j| new_row(&j.from, &j.out, now))
         .collect();
     let mut stored: Vec<messages::Model> = if rows.is_empty() {
         vec![]
@@ -280,7 +295,7 @@ async fn write_batch(
         .iter()
         .map(|j| {
             if !known_users.contains(&j.out.to) {
-                return Err(user_not_found(j.out.to));
+                return Err(user_not_found(&j.out.to));
             }
             stored
                 .next()
@@ -320,11 +335,11 @@ async fn insert_consecutive(
 
 async fn find_by_client_id(
     db: &impl ConnectionTrait,
-    from: i64,
+    from: &UserId,
     cmid: &str,
 ) -> Result<Option<messages::Model>, sea_orm::DbErr> {
     messages::Entity::find()
-        .filter(messages::Column::FromUserId.eq(from))
+        .filter(messages::Column::FromUserId.eq(from.to_string()))
         .filter(messages::Column::ClientMsgId.eq(cmid))
         .one(db)
         .await
@@ -333,21 +348,22 @@ async fn find_by_client_id(
 /// The conversation between `me` and `with`, newest first, `limit` rows with id < `before`.
 pub async fn history(
     db: &impl ConnectionTrait,
-    me: i64,
-    with: i64,
+    me: &UserId,
+    with: &UserId,
     before: Option<i64>,
     limit: u64,
 ) -> Result<Vec<messages::Model>, sea_orm::DbErr> {
+    let (me, with) = (me.to_string(), with.to_string());
     let pair = Condition::any()
         .add(
             Condition::all()
-                .add(messages::Column::FromUserId.eq(me))
-                .add(messages::Column::ToUserId.eq(with)),
+                .add(messages::Column::FromUserId.eq(me.as_str()))
+                .add(messages::Column::ToUserId.eq(with.as_str())),
         )
         .add(
             Condition::all()
-                .add(messages::Column::FromUserId.eq(with))
-                .add(messages::Column::ToUserId.eq(me)),
+                .add(messages::Column::FromUserId.eq(with.as_str()))
+                .add(messages::Column::ToUserId.eq(me.as_str())),
         );
     let mut q = messages::Entity::find().filter(pair);
     if let Some(b) = before {
@@ -359,12 +375,14 @@ pub async fn history(
         .await
 }
 
-/// The `message` event / history item shape (contract §4).
-pub fn message_json(m: &messages::Model) -> Value {
+/// The `message` event / history item shape (contract §4); the user ids read as `kind` (the
+/// columns hold their text form), so own users' ids stay numbers.
+pub fn message_json(m: &messages::Model, kind: IdKind) -> Value {
+    let id = |s: &str| kind.parse(s).map_or_else(|| Value::from(s), |id| id.to_json());
     json!({
         "id": m.id,
-        "from": m.from_user_id,
-        "to": m.to_user_id,
+        "from": id(&m.from_user_id),
+        "to": id(&m.to_user_id),
         "content": m.content,
         "created_at": iso(m.created_at),
         "client_msg_id": m.client_msg_id,

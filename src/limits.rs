@@ -17,6 +17,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 
 use crate::config::LimitsSettings;
 use crate::error::ErrorCode;
+use crate::ids::UserId;
 use crate::presence::Presence;
 
 pub struct Limits {
@@ -53,13 +54,13 @@ impl Limits {
     }
 
     /// After the token was accepted: a place on this node and among the user's places.
-    pub async fn admit(self: &Arc<Self>, user_id: i64) -> Result<ConnectionSlot, ErrorCode> {
+    pub async fn admit(self: &Arc<Self>, user_id: UserId) -> Result<ConnectionSlot, ErrorCode> {
         let max = self.settings.max_connections;
         let taken = self.node_places.fetch_add(1, Ordering::SeqCst);
         // The slot exists from here: an early return gives the node's place back.
         let mut slot = SlotInner {
             limits: self.clone(),
-            user_id,
+            user_id: user_id.clone(),
             user_place: false,
         };
         if max > 0 && taken >= max {
@@ -67,11 +68,11 @@ impl Limits {
         }
         let per_user = self.settings.max_connections_per_user;
         if let (Some(presence), true) = (&self.presence, per_user > 0) {
-            match presence.take_place(user_id, per_user).await {
+            match presence.take_place(&user_id, per_user).await {
                 Ok(true) => slot.user_place = true,
                 Ok(false) => return Err(ErrorCode::ConnectionLimit),
                 // A count that cannot be read does not lock every user out.
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), user_id,
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), user_id = %user_id,
                     "limits: the per-user connection count did not answer; admitting"),
             }
         }
@@ -105,7 +106,7 @@ pub struct ConnectionSlot(#[allow(dead_code)] Arc<SlotInner>);
 
 struct SlotInner {
     limits: Arc<Limits>,
-    user_id: i64,
+    user_id: UserId,
     user_place: bool,
 }
 
@@ -121,10 +122,10 @@ impl Drop for SlotInner {
         ) else {
             return;
         };
-        let user_id = self.user_id;
+        let user_id = self.user_id.clone();
         rt.spawn(async move {
-            if let Err(e) = presence.give_back_place(user_id).await {
-                tracing::warn!(error = %format!("{e:#}"), user_id,
+            if let Err(e) = presence.give_back_place(&user_id).await {
+                tracing::warn!(error = %format!("{e:#}"), user_id = %user_id,
                     "limits: could not give a connection place back (the node's lease drops it)");
             }
         });

@@ -41,6 +41,9 @@ pub async fn login(
     client: Client,
 ) -> Result<Issued, AppError> {
     let shown_client = client.ip.map_or_else(|| "-".into(), |i| i.to_string());
+    if !state.auth().store().issues_tokens() {
+        return Err(backend_issues_tokens());
+    }
     if creds.username.trim().is_empty() {
         return Err(AppError::bad_request("username must not be empty"));
     }
@@ -61,8 +64,8 @@ pub async fn login(
         (Some(u), Some(t)) => &u.user_type == t,
         _ => true,
     };
-    let user: User = match found {
-        Some(u) if password_ok && type_ok => u.into(),
+    let (own_id, user): (i64, User) = match found {
+        Some(u) if password_ok && type_ok => (u.id, u.into()),
         _ => {
             // An unknown username may be a password typed into the wrong field: fingerprint it.
             let shown_user = match &found {
@@ -82,17 +85,17 @@ pub async fn login(
     let policy = state.settings().auth.login_policy;
     let now = Utc::now();
     if policy == LoginPolicy::RejectNew
-        && !own::live_tokens(state.db(), user.id, None, now)
+        && !own::live_tokens(state.db(), own_id, None, now)
             .await?
             .is_empty()
     {
         return Err(ErrorCode::AlreadyLoggedIn.into());
     }
-    let (token, row) = issue(state, &user, &client, now).await?;
+    let (token, row) = issue(state, own_id, &user, &client, now).await?;
     if policy == LoginPolicy::KickPrevious {
-        replace_older_sessions(state, kicker, &user, row.id, now).await?;
+        replace_older_sessions(state, kicker, own_id, row.id, now).await?;
     }
-    tracing::info!(user_id = user.id, client = %shown_client,
+    tracing::info!(user_id = %user.id, client = %shown_client,
         token = %fingerprint(token.as_bytes()), "login OK");
     Ok(Issued {
         token,
@@ -104,6 +107,7 @@ pub async fn login(
 /// Sign a token for `user` and record its row.
 async fn issue(
     state: &AppState,
+    own_id: i64,
     user: &User,
     client: &Client,
     now: DateTime<Utc>,
@@ -117,7 +121,7 @@ async fn issue(
         iss: auth.issuer.clone(),
         aud: auth.audience.clone().map(serde_json::Value::String),
         jti: Some(jti.clone()),
-        ..Claims::for_user(user.id, now.timestamp(), expires_at.timestamp())
+        ..Claims::for_user(own_id, now.timestamp(), expires_at.timestamp())
     };
     let token = state
         .auth()
@@ -127,7 +131,7 @@ async fn issue(
     let row = own::insert_token(
         state.db(),
         NewToken {
-            user_id: user.id,
+            user_id: own_id,
             token: &token,
             jti: &jti,
             expires_at: jwt::ts(claims.exp),
@@ -144,26 +148,35 @@ async fn issue(
 async fn replace_older_sessions(
     state: &AppState,
     kicker: &dyn SocketKicker,
-    user: &User,
+    user_id: i64,
     keep: i64,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let older = own::live_tokens(state.db(), user.id, Some(keep), now).await?;
+    let older = own::live_tokens(state.db(), user_id, Some(keep), now).await?;
     if older.is_empty() {
         return Ok(());
     }
-    let revocation = Revocation {
-        token_hashes: older.into_iter().map(|t| t.token_hash).collect(),
-        code: ErrorCode::SessionReplaced,
-    };
+    let revocation = Revocation::tokens(
+        older.into_iter().map(|t| t.token_hash).collect(),
+        ErrorCode::SessionReplaced,
+    );
     let done = revoke::revoke(state.auth(), kicker, revocation).await?;
     tracing::info!(
-        user_id = user.id,
+        user_id,
         revoked = done.rows,
         kicked = done.sockets,
         "kick_previous: older sessions replaced"
     );
     Ok(())
+}
+
+/// `[external]`: `/auth/login` and `/auth/logout` belong to the backend (contract §9).
+pub fn backend_issues_tokens() -> AppError {
+    AppError::with_message(
+        ErrorCode::Forbidden,
+        "Tokens are issued and revoked by the application's backend ([external] tables): log in \
+         and out there, then connect with its token.",
+    )
 }
 
 fn rate_limited(wait: u64) -> AppError {

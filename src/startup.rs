@@ -85,12 +85,13 @@ impl Application {
             ),
             None => None,
         };
+        let store = crate::auth::store::open(&settings, || OwnStore::new(db.clone())).await?;
         let presence: Arc<dyn Presence> = match &redis_client {
             Some(client) => {
                 let client = client.clone();
                 let lease = Duration::from_secs(settings.redis.lease_secs);
                 Arc::new(
-                    RedisPresence::start(client, node_id.clone(), lease)
+                    RedisPresence::start(client, node_id.clone(), lease, store.id_kind())
                         .await
                         .map_err(|e| ConfigError::new("redis.url", format!("presence: {e:#}")))?,
                 )
@@ -99,7 +100,6 @@ impl Application {
         };
         let settings = Arc::new(settings);
         let metrics = Metrics::new();
-        let store = Arc::new(OwnStore::new(db.clone()));
         let limits = crate::limits::Limits::new(&settings.limits, Some(presence.clone()));
         let auth =
             Authenticator::new(settings.clone(), keys, store, metrics.clone()).with_limits(limits);

@@ -56,7 +56,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             sqlite_file: crate::db::SqliteFile::of(&p.settings.database.url),
             limiter,
-            messages: MessageWriter::start(p.db.clone()),
+            messages: MessageWriter::start(p.db.clone(), p.auth.store_arc()),
             settings: p.settings,
             db: p.db,
             auth: p.auth,

@@ -174,13 +174,14 @@ pub async fn online(
     user_type: Option<&str>,
 ) -> Result<Vec<serde_json::Value>, crate::error::AppError> {
     use crate::error::AppError;
+    use crate::ids::UserId;
     let online = presence
         .online_users()
         .await
         .map_err(|e| AppError::internal(e.context("presence lookup failed")))?;
-    let ids: Vec<i64> = online.iter().map(|o| o.user_id).collect();
+    let ids: Vec<UserId> = online.iter().map(|o| o.user_id.clone()).collect();
     let mut users = store.users(&ids, user_type).await?;
-    users.sort_by_key(|u| u.id);
+    users.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(users
         .iter()
         .filter_map(|u| {

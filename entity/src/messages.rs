@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub from_user_id: i64,
-    pub to_user_id: i64,
+    /// A user id's text form (`7`, `kefu_001`): own users' integer ids and a backend's string
+    /// ids alike (contract §9).
+    pub from_user_id: String,
+    pub to_user_id: String,
     #[sea_orm(column_type = "Text")]
     pub content: String,
     pub client_msg_id: Option<String>,

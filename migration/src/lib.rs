@@ -6,6 +6,7 @@ mod m20261122_000001_create_users;
 mod m20261122_000002_create_user_tokens;
 mod m20261122_000003_create_messages;
 mod m20261201_000004_messages_sync_indexes;
+mod m20261201_000010_messages_string_user_ids;
 mod timestamps;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_user_tokens::Migration),
             Box::new(m20261122_000003_create_messages::Migration),
             Box::new(m20261201_000004_messages_sync_indexes::Migration),
+            Box::new(m20261201_000010_messages_string_user_ids::Migration),
         ]
     }
 }

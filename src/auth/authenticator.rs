@@ -40,10 +40,11 @@ pub struct Admitted {
 impl Authenticator {
     pub fn new(
         settings: Arc<Settings>,
-        keys: Keys,
+        mut keys: Keys,
         store: Arc<dyn TokenStore>,
         metrics: Metrics,
     ) -> Self {
+        keys.id_kind = store.id_kind();
         Authenticator {
             cache: AuthCache::new(Duration::from_secs(settings.auth.cache_ttl_secs)),
             config_fingerprint: config_fingerprint(&settings, &keys),
@@ -77,14 +78,22 @@ impl Authenticator {
     pub fn store(&self) -> &dyn TokenStore {
         &*self.store
     }
+    pub fn store_arc(&self) -> Arc<dyn TokenStore> {
+        self.store.clone()
+    }
     /// What two nodes must agree on to accept each other's tokens, hashed.
     pub fn config_fingerprint(&self) -> &str {
         &self.config_fingerprint
     }
     pub fn rules(&self) -> Rules {
         Rules {
-            require_row: self.settings.auth.require_db_record,
+            require_row: self.settings.auth.require_db_record && self.store.has_token_rows(),
             leeway_secs: self.settings.auth.leeway_secs,
+            other_users_row: if self.store.issues_tokens() {
+                ErrorCode::TokenNotFound
+            } else {
+                ErrorCode::TokenClaimsInvalid
+            },
         }
     }
 
@@ -121,7 +130,7 @@ impl Authenticator {
             }
             let session = self.steps(req, found.as_ref()).await?;
             let slot = match handshake {
-                true => Some(self.limits.admit(session.user.id).await?),
+                true => Some(self.limits.admit(session.user.id.clone()).await?),
                 false => None,
             };
             Ok((session, slot))
@@ -191,6 +200,7 @@ impl Authenticator {
             user,
             token_id: row.found().and_then(|r| r.id),
             token_hash: hash,
+            token: crate::config::Secret::new(found.token.as_str()),
             token_fingerprint: found.token.fingerprint(),
             source: found.source,
             issued_at: verified.claims.iat.map(jwt::ts),
@@ -211,7 +221,7 @@ impl Authenticator {
         let user = if decide::row_refuses(&row, rules) {
             Lookup::NotChecked
         } else {
-            Lookup::from_result(self.store.user(verified.user_id).await)
+            Lookup::from_result(self.store.user(&verified.user_id).await)
         };
         let cached = Cached { row, user };
         let complete = matches!(cached.row, Lookup::Found(_) | Lookup::NotChecked)

@@ -83,16 +83,24 @@ impl AuthCache {
             .insert(token_hash.to_string(), (Instant::now(), c));
     }
 
-    /// Forget every cached verdict naming this user (disabled or enabled by an operator).
-    pub fn invalidate_user(&self, user_id: i64) {
-        let hashes: Vec<String> = self
-            .lock()
+    /// Drop every entry of these users (and keep it from coming back within the TTL, as
+    /// [`Self::invalidate`] does for tokens).
+    pub fn invalidate_users(&self, user_ids: &[crate::ids::UserId]) {
+        if user_ids.is_empty() {
+            return;
+        }
+        let inner = self.lock();
+        let gone: Vec<String> = inner
             .entries
             .iter()
-            .filter(|(_, (_, c))| matches!(&c.user, Lookup::Found(u) if u.id == user_id))
+            .filter(|(_, (_, c))| {
+                c.user.found().is_some_and(|u| user_ids.contains(&u.id))
+                    || c.row.found().is_some_and(|r| user_ids.contains(&r.user_id))
+            })
             .map(|(h, _)| h.clone())
             .collect();
-        self.invalidate(&hashes);
+        drop(inner);
+        self.invalidate(&gone);
     }
 
     pub fn invalidate(&self, token_hashes: &[String]) {

@@ -17,6 +17,10 @@ pub struct Rules {
     pub require_row: bool,
     /// The same leeway as the JWT's `exp`, for the row's `expires_at`.
     pub leeway_secs: u64,
+    /// The code of a row recorded for another user than the token's: `TOKEN_NOT_FOUND` for
+    /// im-server's own rows (that row was not issued for this token), `TOKEN_CLAIMS_INVALID`
+    /// for a backend's (contract §9: the claim lies about the row's user).
+    pub other_users_row: ErrorCode,
 }
 
 /// What the steps found about one token.
@@ -37,8 +41,7 @@ pub fn decide(e: &Evidence<'_>, rules: Rules, now: DateTime<Utc>) -> Result<(), 
             Lookup::Found(r) => {
                 row_state(r, now, rules.leeway_secs)?;
                 if r.user_id != verified.user_id {
-                    // A row whose user differs from the token's was not issued for this token.
-                    return Err(ErrorCode::TokenNotFound);
+                    return Err(rules.other_users_row);
                 }
             }
         }
@@ -85,14 +88,14 @@ mod tests {
     fn verified(user_id: i64) -> Verified {
         Verified {
             claims: Claims::for_user(user_id, 0, 60),
-            user_id,
+            user_id: user_id.into(),
             key: KeyUsed::Current,
         }
     }
     fn row(user_id: i64, revoked: bool, expires_in: i64) -> Lookup<TokenRecord> {
         Lookup::Found(TokenRecord {
             id: Some(1),
-            user_id,
+            user_id: user_id.into(),
             revoked,
             expires_at: Some(Utc::now() + Duration::seconds(expires_in)),
             created_at: None,
@@ -101,7 +104,7 @@ mod tests {
     }
     fn user(id: i64, active: bool) -> Lookup<User> {
         Lookup::Found(User {
-            id,
+            id: id.into(),
             username: "u".into(),
             user_type: "user".into(),
             display_name: "u".into(),
@@ -112,6 +115,7 @@ mod tests {
     const RULES: Rules = Rules {
         require_row: true,
         leeway_secs: 30,
+        other_users_row: ErrorCode::TokenNotFound,
     };
 
     fn verdict(
@@ -165,6 +169,23 @@ mod tests {
         assert_eq!(
             verdict(Ok(&v), &row(8, false, 600), &ok_user),
             Err(ErrorCode::TokenNotFound)
+        );
+        let backend = Rules {
+            other_users_row: ErrorCode::TokenClaimsInvalid,
+            ..RULES
+        };
+        assert_eq!(
+            decide(
+                &Evidence {
+                    jwt: Ok(&v),
+                    row: &row(8, false, 600),
+                    user: &ok_user
+                },
+                backend,
+                Utc::now()
+            ),
+            Err(ErrorCode::TokenClaimsInvalid),
+            "a backend's row of another user: the claim is wrong (contract §9)"
         );
         assert_eq!(
             verdict(Ok(&v), &ok_row, &Lookup::Missing),

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::config::{ConfigError, Settings, fingerprint};
 use crate::error::ErrorCode;
+use crate::ids::{IdKind, UserId};
 
 /// Tokens above this size are refused before any parsing (a 100 KB "token" is an attack or a
 /// bug, never a session).
@@ -40,6 +41,10 @@ pub struct Claims {
     pub aud: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Every other claim: a backend's token may name its user in `userId`, `uid`…
+    /// (`auth.user_id_claim`).
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 impl Claims {
@@ -55,6 +60,7 @@ impl Claims {
             iss: None,
             aud: None,
             jti: None,
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -63,9 +69,17 @@ impl Claims {
         Claims::new(user_id.to_string(), iat, exp)
     }
 
-    /// The user id in `sub`, as a number.
-    pub fn user_id(&self) -> Option<i64> {
-        crate::ids::user_id(&self.sub)
+    /// The value of the claim named `name` (`sub` or any other), if present.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        match name {
+            "sub" => Some(&self.sub).filter(|v| !v.is_null()),
+            other => self.extra.get(other),
+        }
+    }
+
+    /// The user id in the claim `name` (`auth.user_id_claim`), read as the store's ids are.
+    pub fn user_id(&self, name: &str, kind: IdKind) -> Option<UserId> {
+        self.claim(name).and_then(|v| kind.read(v))
     }
     pub fn expires_at(&self) -> DateTime<Utc> {
         ts(self.exp)
@@ -90,11 +104,11 @@ pub fn unverified_claims(token: &str) -> Option<Result<Value, String>> {
     token.split('.').nth(1).map(decode_segment)
 }
 
-/// The user id a token claims, unverified.
-pub fn claimed_user_id(token: &str) -> Option<i64> {
+/// The user id a token claims in `claim`, unverified.
+pub fn claimed_user_id(token: &str, claim: &str, kind: IdKind) -> Option<UserId> {
     unverified_claims(token)?
         .ok()
-        .and_then(|c| c.get("sub").and_then(crate::ids::user_id))
+        .and_then(|c| c.get(claim).and_then(|v| kind.read(v)))
 }
 
 pub fn ts(secs: i64) -> DateTime<Utc> {
@@ -130,7 +144,7 @@ pub enum KeyUsed {
 #[derive(Clone, Debug)]
 pub struct Verified {
     pub claims: Claims,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub key: KeyUsed,
 }
 
@@ -143,6 +157,10 @@ pub struct Keys {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub leeway_secs: u64,
+    /// `auth.user_id_claim`: the claim holding the user id.
+    pub user_id_claim: String,
+    /// How the store's ids read (set by the [`super::Authenticator`] from its store).
+    pub id_kind: IdKind,
 }
 
 impl Keys {
@@ -161,6 +179,8 @@ impl Keys {
             issuer: s.auth.issuer.clone(),
             audience: s.auth.audience.clone(),
             leeway_secs: s.auth.leeway_secs,
+            user_id_claim: s.auth.user_id_claim.clone(),
+            id_kind: IdKind::Int,
         };
         keys.self_test()?;
         Ok(keys)
@@ -170,11 +190,14 @@ impl Keys {
     /// out at startup instead of at the first login.
     fn self_test(&self) -> Result<(), ConfigError> {
         let now = Utc::now().timestamp();
-        let claims = Claims {
+        let mut claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone().map(Value::String),
             ..Claims::for_user(0, now, now + 60)
         };
+        if self.user_id_claim != "sub" {
+            claims.extra.insert(self.user_id_claim.clone(), Value::from(0));
+        }
         let token = self.sign(&claims).map_err(|e| {
             ConfigError::new("auth.algorithms", format!("cannot sign a test token: {e}"))
         })?;
@@ -249,7 +272,9 @@ impl Keys {
         {
             return Err(ErrorCode::TokenNotYetValid);
         }
-        let user_id = claims.user_id().ok_or(ErrorCode::TokenClaimsInvalid)?;
+        let user_id = claims
+            .user_id(&self.user_id_claim, self.id_kind)
+            .ok_or(ErrorCode::TokenClaimsInvalid)?;
         Ok(Verified {
             claims,
             user_id,
@@ -341,7 +366,7 @@ mod tests {
         let k = keys();
         let now = Utc::now().timestamp();
         let t = k.sign(&claims(60)).unwrap();
-        assert_eq!(k.verify(&t, now).unwrap().user_id, 7);
+        assert_eq!(k.verify(&t, now).unwrap().user_id, UserId::Int(7));
         let expired = k.sign(&claims(-3600)).unwrap();
         assert_eq!(
             k.verify(&expired, now).unwrap_err(),
@@ -418,6 +443,9 @@ mod tests {
         let mut c = claims(60);
         c.sub = serde_json::json!(42);
         let t = k.sign(&c).unwrap();
-        assert_eq!(k.verify(&t, Utc::now().timestamp()).unwrap().user_id, 42);
+        assert_eq!(
+            k.verify(&t, Utc::now().timestamp()).unwrap().user_id,
+            UserId::Int(42)
+        );
     }
 }

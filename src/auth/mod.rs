@@ -17,6 +17,7 @@ pub mod diagnose;
 pub mod jwt;
 pub mod limit;
 pub mod password;
+pub mod recheck;
 pub mod revoke;
 pub mod session;
 pub mod source;

@@ -14,17 +14,27 @@ use futures_util::future::BoxFuture;
 
 use super::Authenticator;
 use crate::error::{AppError, ErrorCode};
+use crate::ids::UserId;
 
 /// The socket side of a revocation, implemented by the realtime hub (auth never reaches into
 /// socketioxide itself).
 pub trait SocketKicker: Send + Sync {
-    /// Tell every other node to drop cached verdicts of these tokens.
-    fn announce_revoked(&self, token_hashes: Vec<String>) -> BoxFuture<'static, ()>;
-    /// `error {code}` then a disconnect for every socket using one of these tokens, on every
-    /// node; how many sockets that was.
-    fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize>;
+    /// Tell every other node to drop cached verdicts of these tokens and users.
+    fn announce_revoked(
+        &self,
+        token_hashes: Vec<String>,
+        user_ids: Vec<UserId>,
+    ) -> BoxFuture<'static, ()>;
+    /// `error {code}` then a disconnect for every socket using one of these tokens or
+    /// belonging to one of these users, on every node; how many sockets that was.
+    fn kick(
+        &self,
+        token_hashes: Vec<String>,
+        user_ids: Vec<UserId>,
+        code: ErrorCode,
+    ) -> BoxFuture<'static, usize>;
     /// `error {code}` then a disconnect for every socket of this user on THIS node.
-    fn kick_user_here(&self, user_id: i64, code: ErrorCode) -> BoxFuture<'static, usize>;
+    fn kick_user_here(&self, user_id: UserId, code: ErrorCode) -> BoxFuture<'static, usize>;
 }
 
 /// The Redis channel on which `im-server user disable|enable` tells every node.
@@ -45,7 +55,8 @@ pub async fn user_changed(
     user_id: i64,
     active: bool,
 ) -> usize {
-    auth.cache().invalidate_user(user_id);
+    let user_id = UserId::Int(user_id);
+    auth.cache().invalidate_users(std::slice::from_ref(&user_id));
     match active {
         true => 0,
         false => {
@@ -60,7 +71,20 @@ pub async fn user_changed(
 pub struct Revocation {
     /// [`super::store::token_hash`] of each token.
     pub token_hashes: Vec<String>,
+    /// Users all of whose sockets go (`POST /api/revoke {user_ids}`); with im-server's own
+    /// tables their live tokens are revoked too.
+    pub user_ids: Vec<UserId>,
     pub code: ErrorCode,
+}
+
+impl Revocation {
+    pub fn tokens(token_hashes: Vec<String>, code: ErrorCode) -> Revocation {
+        Revocation {
+            token_hashes,
+            user_ids: vec![],
+            code,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,20 +100,36 @@ pub async fn revoke(
     sockets: &dyn SocketKicker,
     r: Revocation,
 ) -> Result<Revoked, AppError> {
-    if r.token_hashes.is_empty() {
+    let Revocation {
+        mut token_hashes,
+        user_ids,
+        code,
+    } = r;
+    if token_hashes.is_empty() && user_ids.is_empty() {
         return Ok(Revoked {
             rows: 0,
             sockets: 0,
         });
     }
+    for u in &user_ids {
+        let live = auth
+            .store()
+            .live_token_hashes(u)
+            .await
+            .map_err(AppError::internal)?;
+        token_hashes.extend(live);
+    }
     let rows = auth
         .store()
-        .revoke(&r.token_hashes)
+        .revoke(&token_hashes)
         .await
         .map_err(AppError::internal)?;
-    auth.cache().invalidate(&r.token_hashes);
-    sockets.announce_revoked(r.token_hashes.clone()).await;
-    let kicked = sockets.kick_tokens(r.token_hashes, r.code).await;
+    auth.cache().invalidate(&token_hashes);
+    auth.cache().invalidate_users(&user_ids);
+    sockets
+        .announce_revoked(token_hashes.clone(), user_ids.clone())
+        .await;
+    let kicked = sockets.kick(token_hashes, user_ids, code).await;
     Ok(Revoked {
         rows,
         sockets: kicked,

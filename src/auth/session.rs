@@ -4,12 +4,13 @@ use chrono::{DateTime, Utc};
 use entity::users;
 
 use crate::config::TokenSource;
+use crate::ids::UserId;
 
 /// A user as authentication sees it, whichever store it came from (own `users` table today;
 /// a mapped table of the app's backend next). Never carries a password hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub user_type: String,
     pub display_name: String,
@@ -20,7 +21,7 @@ pub struct User {
 impl From<users::Model> for User {
     fn from(m: users::Model) -> Self {
         User {
-            id: m.id,
+            id: UserId::Int(m.id),
             username: m.username,
             user_type: m.user_type,
             display_name: m.display_name,
@@ -50,6 +51,9 @@ pub struct Session {
     pub token_id: Option<i64>,
     /// SHA-256 hex of the token: names its socket room and its `user_tokens` row.
     pub token_hash: String,
+    /// The token itself, in memory only: the periodic recheck of `[external]` rows looks raw
+    /// tokens up by value. Prints as its fingerprint.
+    pub token: crate::config::Secret,
     pub token_fingerprint: String,
     pub source: TokenSource,
     pub issued_at: Option<DateTime<Utc>>,

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use crate::ids::UserId;
 use crate::error::AppError;
 
 /// Messages one `messages:sync` returns when it names no limit.
@@ -83,15 +84,16 @@ pub struct Page {
 /// `me`'s messages (sent or received) with id > `after_id`, oldest first, at most `limit`.
 pub async fn after(
     db: &impl ConnectionTrait,
-    me: i64,
+    me: &UserId,
     after_id: i64,
     limit: u64,
 ) -> Result<Page, DbErr> {
+    let me = me.to_string();
     // limit + 1 of each side: the first limit + 1 of the union are among them, and the extra
     // one says whether there is more.
     let side = |col: messages::Column| {
         messages::Entity::find()
-            .filter(col.eq(me))
+            .filter(col.eq(me.as_str()))
             .filter(messages::Column::Id.gt(after_id))
             .order_by_asc(messages::Column::Id)
             .limit(limit + 1)
@@ -137,13 +139,14 @@ fn merge_by_id(a: Vec<messages::Model>, b: Vec<messages::Model>) -> Vec<messages
 
 /// The newest id among `me`'s messages (sent or received), `None` without any: one statement,
 /// two index lookups (`MAX(id)` of each index's `me` range).
-pub async fn last_id(db: &impl ConnectionTrait, me: i64) -> Result<Option<i64>, DbErr> {
+pub async fn last_id(db: &impl ConnectionTrait, me: &UserId) -> Result<Option<i64>, DbErr> {
     use sea_orm::sea_query::ExprTrait as _;
+    let me = me.to_string();
     let newest = |col: messages::Column| -> SelectStatement {
         Query::select()
             .expr(Func::max(Expr::col(messages::Column::Id)))
             .from(messages::Entity)
-            .and_where(Expr::col(col).eq(me))
+            .and_where(Expr::col(col).eq(me.as_str()))
             .to_owned()
     };
     let stmt = Query::select()
@@ -210,8 +213,8 @@ mod tests {
     fn m(id: i64) -> messages::Model {
         messages::Model {
             id,
-            from_user_id: 1,
-            to_user_id: 2,
+            from_user_id: "1".into(),
+            to_user_id: "2".into(),
             content: String::new(),
             client_msg_id: None,
             created_at: chrono::Utc::now(),

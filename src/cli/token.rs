@@ -97,7 +97,7 @@ async fn offline_authenticator(
     let keys = Keys::from_settings(&settings)?;
     let db = crate::db::connect(&settings.database.url, 2).await?;
     crate::db::migrate_up(&db).await?;
-    let store = std::sync::Arc::new(OwnStore::read_only(db.clone()));
+    let store = crate::auth::store::open(&settings, || OwnStore::read_only(db.clone())).await?;
     let auth = Authenticator::new(
         std::sync::Arc::new(settings),
         keys,

@@ -174,6 +174,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[admin]`: the Socket.IO Admin UI (contract §13); off unless credentials are set.
     pub admin: crate::admin::AdminSettings,
+    /// `[external]` (contract §9): the backend's own token and user tables.
+    #[serde(default)]
+    pub external: ExternalSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -234,6 +237,8 @@ pub struct AuthSettings {
     pub query_params: Vec<String>,
     pub cookie_name: String,
     pub require_db_record: bool,
+    /// The claim holding the user id (`sub`, `userId`, `id`, `uid`…): a string or an integer.
+    pub user_id_claim: String,
     pub failure_mode: FailureMode,
     pub login_policy: LoginPolicy,
     pub expiry_warning_secs: u64,
@@ -313,6 +318,7 @@ impl Default for Settings {
                 query_params: vec!["token".into(), "jwt_token".into()],
                 cookie_name: "token".into(),
                 require_db_record: true,
+                user_id_claim: "sub".into(),
                 failure_mode: FailureMode::Legacy,
                 login_policy: LoginPolicy::Multi,
                 expiry_warning_secs: 60,
@@ -336,6 +342,98 @@ impl Default for Settings {
                 format: LogFormat::Text,
             },
             admin: crate::admin::AdminSettings::default(),
+            external: ExternalSettings::default(),
+        }
+    }
+}
+
+/// `[external]`: where a backend's tables live and how they map (contract §9). Unset `url` =
+/// off: im-server's own tables issue and check tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExternalSettings {
+    /// Holds a password: shown redacted by `im-server config`.
+    pub url: Option<Secret>,
+    /// How often each node re-reads its live sockets' rows and users.
+    pub recheck_secs: u64,
+    pub max_connections: u32,
+    pub tokens: Option<ExternalTokens>,
+    pub users: ExternalUsers,
+}
+
+impl Default for ExternalSettings {
+    fn default() -> Self {
+        ExternalSettings {
+            url: None,
+            recheck_secs: 30,
+            max_connections: 8,
+            tokens: None,
+            users: ExternalUsers::default(),
+        }
+    }
+}
+
+impl ExternalSettings {
+    pub fn enabled(&self) -> bool {
+        self.url.is_some()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFormat {
+    /// The column holds the token as issued.
+    Raw,
+    /// The column holds the SHA-256 hex of the token.
+    Sha256Hex,
+}
+
+/// `[external.tokens]`: the table where the backend records issued tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExternalTokens {
+    pub table: String,
+    pub token: String,
+    pub token_format: TokenFormat,
+    pub user_id: String,
+    pub revoked: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+impl Default for ExternalTokens {
+    fn default() -> Self {
+        ExternalTokens {
+            table: "user_tokens".into(),
+            token: "token".into(),
+            token_format: TokenFormat::Raw,
+            user_id: "user_id".into(),
+            revoked: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// `[external.users]`: the backend's users table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExternalUsers {
+    pub table: String,
+    pub id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub user_type: Option<String>,
+    pub active: Option<String>,
+}
+
+impl Default for ExternalUsers {
+    fn default() -> Self {
+        ExternalUsers {
+            table: "users".into(),
+            id: "id".into(),
+            username: "username".into(),
+            display_name: None,
+            user_type: None,
+            active: None,
         }
     }
 }

@@ -127,6 +127,13 @@ impl Settings {
                 "must be at least 2 seconds",
             ));
         }
+        self.validate_external()?;
+        if self.auth.user_id_claim.trim().is_empty() {
+            return Err(ConfigError::new(
+                "auth.user_id_claim",
+                "must name the claim holding the user id, e.g. \"sub\" or \"userId\"",
+            ));
+        }
         if self.socketio.ping_interval_ms == 0 || self.socketio.ping_timeout_ms == 0 {
             return Err(ConfigError::new(
                 "socketio.ping_interval_ms",
@@ -150,6 +157,38 @@ impl Settings {
         Ok(())
     }
 
+    /// `[external]`: the URL's scheme and every mapped name, before anything connects (whether
+    /// the tables and columns exist is checked against the live schema in `startup`).
+    fn validate_external(&self) -> Result<(), ConfigError> {
+        let x = &self.external;
+        let Some(url) = &x.url else { return Ok(()) };
+        let scheme = url.expose().split(':').next().unwrap_or("");
+        if !["mysql", "mariadb", "postgres", "postgresql", "sqlite"].contains(&scheme) {
+            return Err(ConfigError::new(
+                "external.url",
+                "must be a mysql://, postgres:// or sqlite:// URL",
+            ));
+        }
+        if x.recheck_secs == 0 {
+            return Err(ConfigError::new("external.recheck_secs", "must be above 0"));
+        }
+        if let Some(t) = &x.tokens {
+            identifier("external.tokens.table", &t.table, true)?;
+            identifier("external.tokens.token", &t.token, false)?;
+            identifier("external.tokens.user_id", &t.user_id, false)?;
+            optional_identifier("external.tokens.revoked", &t.revoked)?;
+            optional_identifier("external.tokens.expires_at", &t.expires_at)?;
+        }
+        let u = &x.users;
+        identifier("external.users.table", &u.table, true)?;
+        identifier("external.users.id", &u.id, false)?;
+        identifier("external.users.username", &u.username, false)?;
+        optional_identifier("external.users.display_name", &u.display_name)?;
+        optional_identifier("external.users.user_type", &u.user_type)?;
+        optional_identifier("external.users.active", &u.active)?;
+        Ok(())
+    }
+
     /// The bytes the server signs and verifies with (after base64 decoding if configured).
     pub fn jwt_key_bytes(&self) -> Result<Vec<u8>, ConfigError> {
         match &self.auth.jwt_secret {
@@ -161,4 +200,39 @@ impl Settings {
     pub fn uses_development_secret(&self) -> bool {
         self.auth.jwt_secret.is_none()
     }
+}
+
+/// A table or column name of `[external]`: `[A-Za-z_][A-Za-z0-9_]*` (tables may be
+/// `schema.table`), so it can be quoted for any backend and never carries SQL.
+pub fn identifier(key: &str, name: &str, table: bool) -> Result<(), ConfigError> {
+    let part_ok = |p: &str| {
+        let mut c = p.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && p.len() <= 64
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    let ok = match parts.as_slice() {
+        [one] => part_ok(one),
+        [schema, t] if table => part_ok(schema) && part_ok(t),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!(
+                "{name:?} is not an identifier: use letters, digits and _ (not starting with a \
+                 digit){}",
+                if table { ", optionally schema.table" } else { "" }
+            ),
+        ))
+    }
+}
+
+fn optional_identifier(key: &str, name: &Option<String>) -> Result<(), ConfigError> {
+    name.as_deref()
+        .map_or(Ok(()), |n| identifier(key, n, false))
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::routing::{get, post};
 use chrono::Utc;
 use http::request::Parts;
@@ -75,18 +75,19 @@ async fn login(
 async fn logout(
     State(state): State<AppState>,
     State(hub): State<Arc<dyn Hub>>,
-    AuthSession(session): AuthSession,
+    mut parts: Parts,
 ) -> Result<Reply<serde_json::Value>, AppError> {
+    if !state.auth().store().issues_tokens() {
+        return Err(crate::login::backend_issues_tokens());
+    }
+    let AuthSession(session) = AuthSession::from_request_parts(&mut parts, &state).await?;
     let done = revoke::revoke(
         state.auth(),
         hub.as_kicker(),
-        Revocation {
-            token_hashes: vec![session.token_hash.clone()],
-            code: ErrorCode::TokenRevoked,
-        },
+        Revocation::tokens(vec![session.token_hash.clone()], ErrorCode::TokenRevoked),
     )
     .await?;
-    tracing::info!(user_id = session.user.id, token = %session.token_fingerprint,
+    tracing::info!(user_id = %session.user.id, token = %session.token_fingerprint,
         kicked = done.sockets, "logout");
     Ok(Reply::ok(
         "Logged out",

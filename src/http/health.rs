@@ -39,7 +39,18 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             "down"
         }
     };
+    // `[external]`: the backend's tables every handshake reads.
+    let external = match state.auth().store().ping().await {
+        None => None,
+        Some(Ok(())) => Some("ok"),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "health: external.url ping failed");
+            Some("down")
+        }
+    };
     let failing: Vec<&str> = [("database", database), ("redis", redis)]
+        .into_iter()
+        .chain(external.map(|s| ("external", s)))
         .into_iter()
         .filter(|(_, s)| *s == "down")
         .map(|(name, _)| name)
@@ -56,6 +67,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "node_id": state.node_id(),
         "config_fingerprint": state.config_fingerprint(),
     });
+    if let Some(external) = external {
+        body["external"] = serde_json::json!(external);
+    }
     if redis == "ok"
         && let Ok(Some(nodes)) = state.presence().nodes().await
     {

@@ -38,7 +38,7 @@ struct InspectBody {
 
 enum Caller {
     ApiKey,
-    User(i64),
+    User(crate::ids::UserId),
 }
 
 async fn inspect(
@@ -57,10 +57,10 @@ async fn inspect(
     let ApiJson(body) =
         ApiJson::<InspectBody>::from_request(Request::from_parts(parts, body), &state).await?;
 
-    if let Caller::User(me) = caller
-        && diagnose::claimed_user_ids(&body.token)
+    if let Caller::User(me) = &caller
+        && diagnose::claimed_user_ids(&body.token, state.auth().keys())
             .iter()
-            .any(|id| *id != me)
+            .any(|id| *id != *me)
     {
         return Err(not_yours());
     }
@@ -69,8 +69,8 @@ async fn inspect(
         None => vec![],
     };
     let d = diagnose::diagnose(state.auth(), &body.token, body.source, Some(sockets)).await;
-    if let Caller::User(me) = caller
-        && d.user_ids().iter().any(|id| *id != me)
+    if let Caller::User(me) = &caller
+        && d.user_ids().iter().any(|id| id != me)
     {
         return Err(not_yours());
     }

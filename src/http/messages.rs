@@ -23,7 +23,8 @@ const MAX_LIMIT: u64 = 200;
 
 #[derive(Deserialize)]
 struct HistoryQuery {
-    with: i64,
+    /// A user id as text (`7`, `kefu_001`), read as the store's ids are.
+    with: String,
     before: Option<i64>,
     limit: Option<u64>,
 }
@@ -34,7 +35,9 @@ async fn history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Reply<Value>, AppError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let rows = chat::history(state.db(), session.user.id, q.with, q.before, limit).await?;
+    let kind = state.auth().store().id_kind();
+    let with = chat::parse_user_id(Some(&Value::String(q.with)), "with", kind)?;
+    let rows = chat::history(state.db(), &session.user.id, &with, q.before, limit).await?;
     // The next page starts below the oldest row of this one.
     let next_before = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|m| m.id))
@@ -42,7 +45,7 @@ async fn history(
     Ok(Reply::ok(
         "Messages",
         serde_json::json!({
-            "messages": rows.iter().map(chat::message_json).collect::<Vec<_>>(),
+            "messages": rows.iter().map(|m| chat::message_json(m, kind)).collect::<Vec<_>>(),
             "next_before": next_before,
         }),
     ))

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod messages;
 pub mod publish;
 pub mod reply;
+pub mod revoke;
 pub mod wrong_path;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub fn router(state: AppState, realtime: Realtime<impl socketioxide::adapter::Ad
         .merge(auth::router())
         .merge(messages::router())
         .merge(publish::router())
+        .merge(revoke::router())
         .merge(demo::router())
         .merge(debug::router())
         .merge(inspect::router())

@@ -42,7 +42,7 @@ struct PublishBody {
     #[serde(default)]
     data: Value,
     #[serde(default)]
-    to_users: Vec<i64>,
+    to_users: Vec<crate::ids::UserId>,
     #[serde(default)]
     rooms: Vec<String>,
     #[serde(default)]
@@ -70,7 +70,7 @@ async fn publish(
     let target = if body.broadcast {
         Target::Everyone
     } else {
-        let mut targets: Vec<String> = body.to_users.iter().map(|id| rooms::user(*id)).collect();
+        let mut targets: Vec<String> = body.to_users.iter().map(rooms::user).collect();
         targets.extend(body.rooms.iter().filter(|r| !r.is_empty()).cloned());
         if let Some(t) = body.user_type.as_deref().filter(|t| !t.is_empty()) {
             targets.push(rooms::user_type(t));

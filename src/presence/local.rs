@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::SocketInfo;
+use crate::ids::UserId;
 use super::{NodeInfo, OnlineUser, Presence, SocketEntry};
 
 #[derive(Default)]
@@ -16,11 +17,11 @@ pub struct LocalPresence {
 
 #[derive(Default)]
 struct Inner {
-    users: HashMap<i64, (u64, DateTime<Utc>)>,
+    users: HashMap<UserId, (u64, DateTime<Utc>)>,
     /// token hash → socket id → info
     tokens: HashMap<String, HashMap<String, SocketInfo>>,
     /// user → connection places taken
-    places: HashMap<i64, u32>,
+    places: HashMap<UserId, u32>,
 }
 
 impl LocalPresence {
@@ -37,14 +38,14 @@ impl Presence for LocalPresence {
             .entry(e.token_hash.clone())
             .or_default()
             .insert(e.info.id.clone(), e.info.clone());
-        let slot = g.users.entry(e.user_id).or_insert((0, e.info.connected_at));
+        let slot = g.users.entry(e.user_id.clone()).or_insert((0, e.info.connected_at));
         slot.0 += 1;
         Ok(slot.0 == 1)
     }
 
-    async fn take_place(&self, user_id: i64, max: u32) -> anyhow::Result<bool> {
+    async fn take_place(&self, user_id: &UserId, max: u32) -> anyhow::Result<bool> {
         let mut g = self.lock();
-        let taken = g.places.entry(user_id).or_default();
+        let taken = g.places.entry(user_id.clone()).or_default();
         let free = *taken < max;
         if free {
             *taken += 1;
@@ -52,12 +53,12 @@ impl Presence for LocalPresence {
         Ok(free)
     }
 
-    async fn give_back_place(&self, user_id: i64) -> anyhow::Result<()> {
+    async fn give_back_place(&self, user_id: &UserId) -> anyhow::Result<()> {
         let mut g = self.lock();
-        if let Some(taken) = g.places.get_mut(&user_id) {
+        if let Some(taken) = g.places.get_mut(user_id) {
             *taken = taken.saturating_sub(1);
             if *taken == 0 {
-                g.places.remove(&user_id);
+                g.places.remove(user_id);
             }
         }
         Ok(())
@@ -97,12 +98,12 @@ impl Presence for LocalPresence {
         Ok(last)
     }
 
-    async fn online_of(&self, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+    async fn online_of(&self, ids: &[UserId]) -> anyhow::Result<Vec<UserId>> {
         let g = self.lock();
         Ok(ids
             .iter()
-            .copied()
             .filter(|id| g.users.contains_key(id))
+            .cloned()
             .collect())
     }
 
@@ -111,7 +112,7 @@ impl Presence for LocalPresence {
         Ok(g.users
             .iter()
             .map(|(id, (n, since))| OnlineUser {
-                user_id: *id,
+                user_id: id.clone(),
                 sockets: *n,
                 since: *since,
             })
@@ -131,7 +132,7 @@ impl Presence for LocalPresence {
         Ok(None)
     }
 
-    async fn tick(&self, _me: &NodeInfo) -> anyhow::Result<Vec<i64>> {
+    async fn tick(&self, _me: &NodeInfo) -> anyhow::Result<Vec<UserId>> {
         Ok(vec![])
     }
 

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::ids::UserId;
+
 /// What `/auth/session` and a diagnosis show about one live socket.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SocketInfo {
@@ -32,14 +34,14 @@ fn ser_iso<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
 /// One authenticated socket as the registry knows it.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SocketEntry {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub token_hash: String,
     pub info: SocketInfo,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct OnlineUser {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub sockets: u64,
     pub since: DateTime<Utc>,
 }
@@ -61,7 +63,7 @@ pub trait Presence: Send + Sync + 'static {
     /// Forget a socket; `true` when it was its user's last socket anywhere.
     async fn socket_down(&self, entry: &SocketEntry) -> anyhow::Result<bool>;
     /// Those of `user_ids` with at least one socket anywhere.
-    async fn online_of(&self, user_ids: &[i64]) -> anyhow::Result<Vec<i64>>;
+    async fn online_of(&self, user_ids: &[UserId]) -> anyhow::Result<Vec<UserId>>;
     /// Every online user with its socket count and the time its first socket came up.
     async fn online_users(&self) -> anyhow::Result<Vec<OnlineUser>>;
     /// Sockets currently authenticated with this token, on every node.
@@ -70,13 +72,13 @@ pub trait Presence: Send + Sync + 'static {
     async fn nodes(&self) -> anyhow::Result<Option<Vec<NodeInfo>>>;
     /// Periodic work: refresh this node's lease, and return the users that went offline because
     /// another node died (their sockets are gone with it).
-    async fn tick(&self, me: &NodeInfo) -> anyhow::Result<Vec<i64>>;
+    async fn tick(&self, me: &NodeInfo) -> anyhow::Result<Vec<UserId>>;
     /// Take one of `max` connection places of this user, counted on every live node at once
     /// (`limits.max_connections_per_user`); `false` when all are taken. A dead node's places
     /// go with its lease.
-    async fn take_place(&self, user_id: i64, max: u32) -> anyhow::Result<bool>;
+    async fn take_place(&self, user_id: &UserId, max: u32) -> anyhow::Result<bool>;
     /// Give back a place [`take_place`](Self::take_place) gave.
-    async fn give_back_place(&self, user_id: i64) -> anyhow::Result<()>;
+    async fn give_back_place(&self, user_id: &UserId) -> anyhow::Result<()>;
     /// Whether the backing store answers (`None`: there is none).
     async fn ping(&self) -> Option<Result<(), String>>;
 }

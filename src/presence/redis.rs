@@ -17,12 +17,15 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
 use super::SocketInfo;
+use crate::ids::{IdKind, UserId};
 use super::{NodeInfo, OnlineUser, Presence, SocketEntry};
 
 pub struct RedisPresence {
     conn: ConnectionManager,
     node_id: String,
     lease: Duration,
+    /// How the user ids stored as hash fields read back (the token store's ids).
+    kind: IdKind,
 }
 
 fn k_node(id: &str, part: &str) -> String {
@@ -43,6 +46,7 @@ impl RedisPresence {
         client: redis::Client,
         node_id: String,
         lease: Duration,
+        kind: IdKind,
     ) -> anyhow::Result<Self> {
         // Bounded waits: a Redis outage must slow a handshake by at most this, never hang it.
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -54,6 +58,7 @@ impl RedisPresence {
             conn,
             node_id,
             lease,
+            kind,
         };
         p.purge_node(&p.node_id.clone()).await?;
         Ok(p)
@@ -75,7 +80,7 @@ impl RedisPresence {
     }
 
     /// Whether `user_id` has sockets on any of `nodes`.
-    async fn online_on(&self, nodes: &[String], user_id: i64) -> anyhow::Result<bool> {
+    async fn online_on(&self, nodes: &[String], user_id: &UserId) -> anyhow::Result<bool> {
         let mut c = self.conn.clone();
         for n in nodes {
             let count: Option<i64> = c.hget(k_node(n, "users"), user_id).await?;
@@ -101,10 +106,10 @@ impl RedisPresence {
     }
 
     /// Delete a node's keys and its entries in token hashes; returns its users.
-    async fn purge_node(&self, node: &str) -> anyhow::Result<Vec<i64>> {
+    async fn purge_node(&self, node: &str) -> anyhow::Result<Vec<UserId>> {
         let mut c = self.conn.clone();
         let sockets: HashMap<String, String> = c.hgetall(k_node(node, "sockets")).await?;
-        let users: HashMap<i64, i64> = c.hgetall(k_node(node, "users")).await?;
+        let users: HashMap<String, i64> = c.hgetall(k_node(node, "users")).await?;
         let mut pipe = redis::pipe();
         for (sid, json) in &sockets {
             if let Ok(e) = serde_json::from_str::<SocketEntry>(json) {
@@ -120,7 +125,7 @@ impl RedisPresence {
         Ok(users
             .into_iter()
             .filter(|(_, n)| *n > 0)
-            .map(|(u, _)| u)
+            .filter_map(|(u, _)| self.kind.parse(&u))
             .collect())
     }
 }
@@ -149,7 +154,7 @@ return 1
 
 #[async_trait]
 impl Presence for RedisPresence {
-    async fn take_place(&self, user_id: i64, max: u32) -> anyhow::Result<bool> {
+    async fn take_place(&self, user_id: &UserId, max: u32) -> anyhow::Result<bool> {
         let mut c = self.conn.clone();
         let min = now_ms() - self.lease.as_millis() as i64;
         let taken: i64 = redis::Script::new(TAKE_PLACE)
@@ -163,7 +168,7 @@ impl Presence for RedisPresence {
         Ok(taken == 1)
     }
 
-    async fn give_back_place(&self, user_id: i64) -> anyhow::Result<()> {
+    async fn give_back_place(&self, user_id: &UserId) -> anyhow::Result<()> {
         let mut c = self.conn.clone();
         redis::Script::new(GIVE_BACK_PLACE)
             .key(k_node(&self.node_id, "places"))
@@ -177,10 +182,10 @@ impl Presence for RedisPresence {
         let mut c = self.conn.clone();
         let me = &self.node_id;
         let mut p = redis::pipe();
-        p.hincr(k_node(me, "users"), e.user_id, 1)
+        p.hincr(k_node(me, "users"), &e.user_id, 1)
             .hset_nx(
                 k_node(me, "since"),
-                e.user_id,
+                &e.user_id,
                 e.info.connected_at.timestamp_millis(),
             )
             .ignore();
@@ -190,7 +195,7 @@ impl Presence for RedisPresence {
             return Ok(false);
         }
         Ok(!self
-            .online_on(&self.other_live_nodes().await?, e.user_id)
+            .online_on(&self.other_live_nodes().await?, &e.user_id)
             .await?)
     }
 
@@ -206,7 +211,7 @@ impl Presence for RedisPresence {
         let mut c = self.conn.clone();
         let me = &self.node_id;
         let (count,): (i64,) = redis::pipe()
-            .hincr(k_node(me, "users"), e.user_id, -1)
+            .hincr(k_node(me, "users"), &e.user_id, -1)
             .hdel(k_node(me, "sockets"), &e.info.id)
             .ignore()
             .hdel(k_tok(&e.token_hash), format!("{me}|{}", e.info.id))
@@ -217,16 +222,16 @@ impl Presence for RedisPresence {
             return Ok(false);
         }
         redis::pipe()
-            .hdel(k_node(me, "users"), e.user_id)
-            .hdel(k_node(me, "since"), e.user_id)
+            .hdel(k_node(me, "users"), &e.user_id)
+            .hdel(k_node(me, "since"), &e.user_id)
             .query_async::<()>(&mut c)
             .await?;
         Ok(!self
-            .online_on(&self.other_live_nodes().await?, e.user_id)
+            .online_on(&self.other_live_nodes().await?, &e.user_id)
             .await?)
     }
 
-    async fn online_of(&self, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+    async fn online_of(&self, ids: &[UserId]) -> anyhow::Result<Vec<UserId>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -240,29 +245,32 @@ impl Presence for RedisPresence {
                 .await?;
             for (id, count) in ids.iter().zip(counts) {
                 if count.unwrap_or(0) > 0 {
-                    online.insert(*id);
+                    online.insert(id.clone());
                 }
             }
         }
         Ok(ids
             .iter()
-            .copied()
             .filter(|id| online.contains(id))
+            .cloned()
             .collect())
     }
 
     async fn online_users(&self) -> anyhow::Result<Vec<OnlineUser>> {
         let mut c = self.conn.clone();
-        let mut all: HashMap<i64, OnlineUser> = HashMap::new();
+        let mut all: HashMap<UserId, OnlineUser> = HashMap::new();
         for n in self.live_nodes().await? {
-            let users: HashMap<i64, i64> = c.hgetall(k_node(&n, "users")).await?;
-            let since: HashMap<i64, i64> = c.hgetall(k_node(&n, "since")).await?;
-            for (id, count) in users.into_iter().filter(|(_, c)| *c > 0) {
+            let users: HashMap<String, i64> = c.hgetall(k_node(&n, "users")).await?;
+            let since: HashMap<String, i64> = c.hgetall(k_node(&n, "since")).await?;
+            for (field, count) in users.into_iter().filter(|(_, c)| *c > 0) {
+                let Some(id) = self.kind.parse(&field) else {
+                    continue;
+                };
                 let t = since
-                    .get(&id)
+                    .get(&field)
                     .and_then(|ms| Utc.timestamp_millis_opt(*ms).single())
                     .unwrap_or_else(Utc::now);
-                let e = all.entry(id).or_insert(OnlineUser {
+                let e = all.entry(id.clone()).or_insert(OnlineUser {
                     user_id: id,
                     sockets: 0,
                     since: t,
@@ -298,7 +306,7 @@ impl Presence for RedisPresence {
         Ok(Some(out))
     }
 
-    async fn tick(&self, me: &NodeInfo) -> anyhow::Result<Vec<i64>> {
+    async fn tick(&self, me: &NodeInfo) -> anyhow::Result<Vec<UserId>> {
         let mut c = self.conn.clone();
         let lease_ms = self.lease.as_millis() as u64;
         redis::pipe()
@@ -332,7 +340,7 @@ impl Presence for RedisPresence {
             let users = self.purge_node(&node).await?;
             let live = self.live_nodes().await?;
             for u in users {
-                if !self.online_on(&live, u).await? {
+                if !self.online_on(&live, &u).await? {
                     offline.push(u);
                 }
             }

@@ -91,7 +91,7 @@ pub async fn on_connect<A: Adapter>(
         transport: transport_of(&s).as_str().to_string(),
     };
     s.join([
-        rooms::user(session.user.id),
+        rooms::user(&session.user.id),
         rooms::user_type(&session.user.user_type),
         rooms::token(&session.token_hash),
     ]);
@@ -100,7 +100,7 @@ pub async fn on_connect<A: Adapter>(
         state.auth().store().touch(token_id);
     }
     // Where a reconnecting client resumes `messages:sync` from; null if the lookup fails.
-    let last_message_id = crate::chat::sync::last_id(state.db(), session.user.id)
+    let last_message_id = crate::chat::sync::last_id(state.db(), &session.user.id)
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "lastMessageId lookup failed"))
         .ok()
@@ -130,7 +130,7 @@ pub async fn on_connect<A: Adapter>(
     state.metrics().event_out("connected");
     match state.presence().socket_up(&entry).await {
         Ok(true) => {
-            emit::announce_presence(&s.broadcast(), state.metrics(), entry.user_id, true).await
+            emit::announce_presence(&s.broadcast(), state.metrics(), &entry.user_id, true).await
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not record a socket"),
@@ -149,17 +149,17 @@ async fn on_disconnect<A: Adapter>(
     let Some(ss) = s.extensions.get::<SocketSession>() else {
         return;
     };
-    tracing::debug!(sid = %s.id, user_id = ss.session.user.id, %reason, "socket disconnected");
+    tracing::debug!(sid = %s.id, user_id = %ss.session.user.id, %reason, "socket disconnected");
     if reason == DisconnectReason::SlowConsumer {
         // Cut off rather than left connected with holes (contract §4): it reconnects and
         // catches up with messages:sync.
-        tracing::warn!(sid = %s.id, user_id = ss.session.user.id, "SLOW_CONSUMER: its outgoing queue stayed full; disconnected");
+        tracing::warn!(sid = %s.id, user_id = %ss.session.user.id, "SLOW_CONSUMER: its outgoing queue stayed full; disconnected");
         state.metrics().kick("SLOW_CONSUMER", 1);
     }
     let entry = ss.presence_entry();
     match state.presence().socket_down(&entry).await {
         Ok(true) => {
-            emit::announce_presence(&s.broadcast(), state.metrics(), entry.user_id, false).await
+            emit::announce_presence(&s.broadcast(), state.metrics(), &entry.user_id, false).await
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not forget a socket"),

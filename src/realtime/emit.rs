@@ -8,6 +8,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 
 use super::rooms;
+use crate::ids::UserId;
 use crate::metrics::Metrics;
 
 /// Who a server emit goes to.
@@ -87,7 +88,7 @@ pub async fn emit_counted<A: Adapter>(
 pub async fn announce_presence<A: Adapter>(
     op: &BroadcastOperators<A>,
     metrics: &Metrics,
-    user_id: i64,
+    user_id: &UserId,
     online: bool,
 ) {
     let event =

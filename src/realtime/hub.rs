@@ -12,6 +12,7 @@ use super::emit::{self, Target};
 use super::{NAMESPACE, connect, redis_driver, rooms};
 use crate::auth::revoke::SocketKicker;
 use crate::error::{AppError, ErrorCode};
+use crate::ids::UserId;
 use crate::presence::SocketInfo;
 use crate::state::AppState;
 
@@ -65,43 +66,75 @@ impl<A: Adapter> SocketHub<A> {
     }
 }
 
-/// The Redis channel that carries revoked token hashes between nodes.
+/// The Redis channel that carries revoked token hashes (and users) between nodes.
 const REVOCATIONS: &str = "im:revoked";
 
+/// One message on [`REVOCATIONS`]; a bare list of token hashes is read too (older nodes).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Wire {
+    Announced(Announced),
+    Tokens(Vec<String>),
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Announced {
+    tokens: Vec<String>,
+    #[serde(default)]
+    users: Vec<UserId>,
+}
+
 impl<A: Adapter> SocketKicker for SocketHub<A> {
-    fn announce_revoked(&self, token_hashes: Vec<String>) -> BoxFuture<'static, ()> {
+    fn announce_revoked(
+        &self,
+        token_hashes: Vec<String>,
+        user_ids: Vec<UserId>,
+    ) -> BoxFuture<'static, ()> {
         let bus = self.revocations.clone();
         Box::pin(async move {
             let Some(bus) = bus else { return };
             use socketioxide_redis::drivers::Driver;
-            let payload = serde_json::to_vec(&token_hashes).unwrap_or_default();
+            let payload = serde_json::to_vec(&Announced {
+                tokens: token_hashes,
+                users: user_ids,
+            })
+            .unwrap_or_default();
             if let Err(e) = bus.publish(REVOCATIONS.into(), payload).await {
                 tracing::warn!(error = %e, "could not announce a revocation to other nodes");
             }
         })
     }
 
-    fn kick_tokens(&self, token_hashes: Vec<String>, code: ErrorCode) -> BoxFuture<'static, usize> {
+    fn kick(
+        &self,
+        token_hashes: Vec<String>,
+        user_ids: Vec<UserId>,
+        code: ErrorCode,
+    ) -> BoxFuture<'static, usize> {
         let hub = self.clone();
         Box::pin(async move {
             let Some(ns) = hub.io.of(NAMESPACE) else {
                 return 0;
             };
-            let rooms: Vec<String> = token_hashes.iter().map(|h| rooms::token(h)).collect();
+            let rooms: Vec<String> = token_hashes
+                .iter()
+                .map(|h| rooms::token(h))
+                .chain(user_ids.iter().map(rooms::user))
+                .collect();
             if rooms.is_empty() {
                 return 0;
             }
-            hub.kick(ns.within(rooms), code).await
+            hub.kick_op(ns.within(rooms), code).await
         })
     }
 
-    fn kick_user_here(&self, user_id: i64, code: ErrorCode) -> BoxFuture<'static, usize> {
+    fn kick_user_here(&self, user_id: UserId, code: ErrorCode) -> BoxFuture<'static, usize> {
         let hub = self.clone();
         Box::pin(async move {
             let Some(ns) = hub.io.of(NAMESPACE) else {
                 return 0;
             };
-            hub.kick(ns.local().within(rooms::user(user_id)), code)
+            hub.kick_op(ns.local().within(rooms::user(&user_id)), code)
                 .await
         })
     }
@@ -109,7 +142,7 @@ impl<A: Adapter> SocketKicker for SocketHub<A> {
 
 impl<A: Adapter> SocketHub<A> {
     /// `error {code}` + disconnect for `op`'s sockets, counted in `im_kicks_total`.
-    async fn kick(
+    async fn kick_op(
         &self,
         op: socketioxide::operators::BroadcastOperators<A>,
         code: ErrorCode,
@@ -228,8 +261,12 @@ pub async fn listen_for_revocations(
     let state = state.clone();
     tokio::spawn(async move {
         while let Some((_, payload)) = stream.next().await {
-            match serde_json::from_slice::<Vec<String>>(&payload) {
-                Ok(hashes) => state.auth().cache().invalidate(&hashes),
+            match serde_json::from_slice::<Wire>(&payload) {
+                Ok(Wire::Tokens(hashes)) => state.auth().cache().invalidate(&hashes),
+                Ok(Wire::Announced(a)) => {
+                    state.auth().cache().invalidate(&a.tokens);
+                    state.auth().cache().invalidate_users(&a.users);
+                }
                 Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
             }
         }

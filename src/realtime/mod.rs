@@ -11,6 +11,7 @@ pub mod emit;
 pub mod events;
 pub mod expiry;
 pub mod hub;
+pub mod recheck;
 pub use im_redis_driver as redis_driver;
 pub mod rooms;
 mod ticker;
@@ -43,7 +44,7 @@ impl SocketSession {
     /// What presence records about this socket.
     pub fn presence_entry(&self) -> crate::presence::SocketEntry {
         crate::presence::SocketEntry {
-            user_id: self.session.user.id,
+            user_id: self.session.user.id.clone(),
             token_hash: self.session.token_hash.clone(),
             info: self.info.clone(),
         }
@@ -116,7 +117,11 @@ fn start<A: Adapter>(
 ) -> Arc<dyn Hub> {
     expiry::spawn(io.clone(), state.clone(), expiry_rx);
     ticker::spawn(io.clone(), state.clone());
-    Arc::new(hub::SocketHub::new(io.clone(), state.clone(), revocations))
+    let hub: Arc<dyn Hub> = Arc::new(hub::SocketHub::new(io.clone(), state.clone(), revocations));
+    if state.settings().external.enabled() {
+        recheck::spawn(io.clone(), state.clone(), hub.clone());
+    }
+    hub
 }
 
 /// CONNECT packets one Engine.IO session may send (socket.io-client sends one per namespace,

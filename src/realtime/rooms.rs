@@ -1,6 +1,8 @@
 //! Room names: the only place they are built, so a grep for a room lands here.
 
-pub fn user(id: i64) -> String {
+use crate::ids::UserId;
+
+pub fn user(id: &UserId) -> String {
     format!("user:{id}")
 }
 
@@ -14,6 +16,6 @@ pub fn token(token_hash: &str) -> String {
 }
 
 /// Subscribers of one user's presence transitions.
-pub fn presence(user_id: i64) -> String {
+pub fn presence(user_id: &UserId) -> String {
     format!("presence:{user_id}")
 }

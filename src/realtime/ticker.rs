@@ -53,7 +53,7 @@ pub fn spawn<A: Adapter>(io: SocketIo<A>, state: AppState) {
                     }
                     if let Some(ns) = io.of(NAMESPACE) {
                         for user_id in offline {
-                            emit::announce_presence(&ns, state.metrics(), user_id, false).await;
+                            emit::announce_presence(&ns, state.metrics(), &user_id, false).await;
                         }
                     }
                 }

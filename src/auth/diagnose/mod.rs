@@ -28,13 +28,14 @@ pub use transit::repair;
 
 use super::Authenticator;
 use super::decide::{self, Evidence};
-use super::jwt::{self, Verified};
+use super::jwt::{self, Keys, Verified};
 use super::session::User;
 use super::source::RawToken;
 use super::store::{Lookup, TokenRecord};
 use crate::clock::iso;
 use crate::config::TokenSource;
 use crate::error::ErrorCode;
+use crate::ids::UserId;
 use crate::presence::SocketInfo;
 
 /// A closed set of words that a report shows as strings: one name per variant, used by the
@@ -197,7 +198,7 @@ pub struct DbInfo {
     /// `auth.require_db_record`: whether a row is needed at all.
     pub required: bool,
     pub id: Option<i64>,
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     pub expires_at: Option<String>,
     pub created_at: Option<String>,
     pub last_used_at: Option<String>,
@@ -207,7 +208,7 @@ pub struct DbInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct UserInfo {
     pub status: UserStatus,
-    pub id: Option<i64>,
+    pub id: Option<UserId>,
     pub username: Option<String>,
     pub user_type: Option<String>,
     pub display_name: Option<String>,
@@ -230,26 +231,23 @@ pub struct ServerInfo {
 }
 
 impl Diagnosis {
-    /// Every user id the report is about (claimed `sub`, also of the repaired token; the row's
-    /// owner; the user shown): an HTTP caller may only see reports about itself.
-    pub fn user_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = [
-            crate::ids::user_id(&self.claims.sub),
-            self.db.user_id,
-            self.user.id,
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+    /// Every user id the report is about besides the claimed one ([`claimed_user_ids`]): the
+    /// row's owner and the user shown. An HTTP caller may only see reports about itself.
+    pub fn user_ids(&self) -> Vec<UserId> {
+        let mut ids: Vec<UserId> = [self.db.user_id.clone(), self.user.id.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         ids
     }
 }
 
-/// The user ids a token claims (its own `sub`, and that of its repaired form), read without
-/// trusting anything: used to refuse inspecting another user's token before touching the DB.
-pub fn claimed_user_ids(raw: &str) -> Vec<i64> {
+/// The user ids a token claims (its own `auth.user_id_claim`, and that of its repaired form),
+/// read without trusting anything: used to refuse inspecting another user's token before
+/// touching the DB.
+pub fn claimed_user_ids(raw: &str, keys: &Keys) -> Vec<UserId> {
     let mut ids = vec![];
     let parsed = RawToken::parse(raw);
     let candidates = [
@@ -260,7 +258,7 @@ pub fn claimed_user_ids(raw: &str) -> Vec<i64> {
         candidates
             .into_iter()
             .flatten()
-            .filter_map(|t| jwt::claimed_user_id(&t)),
+            .filter_map(|t| jwt::claimed_user_id(&t, &keys.user_id_claim, keys.id_kind)),
     );
     ids.sort_unstable();
     ids.dedup();
@@ -298,11 +296,14 @@ async fn evaluate(auth: &Authenticator, token: &str, now: DateTime<Utc>) -> Eval
     // The handshake looks the user up by the verified `sub`; when verification failed, the
     // claimed `sub` still names the user worth showing.
     let user_id = match &jwt {
-        Ok(v) => Some(v.user_id),
-        Err(_) => jwt::claimed_user_id(token),
+        Ok(v) => Some(v.user_id.clone()),
+        Err(_) => {
+            let keys = auth.keys();
+            jwt::claimed_user_id(token, &keys.user_id_claim, keys.id_kind)
+        }
     };
     let user = match user_id {
-        Some(id) => Lookup::from_result(store.user(id).await),
+        Some(id) => Lookup::from_result(store.user(&id).await),
         None => Lookup::NotChecked,
     };
     for cause in [row.unavailable(), user.unavailable()]
@@ -495,7 +496,7 @@ fn db_info(auth: &Authenticator, eval: Option<&Evaluation>, now: DateTime<Utc>) 
         }
         Lookup::Found(r) => {
             d.id = r.id;
-            d.user_id = Some(r.user_id);
+            d.user_id = Some(r.user_id.clone());
             d.expires_at = r.expires_at.map(iso);
             d.created_at = r.created_at.map(iso);
             d.last_used_at = r.last_used_at.map(iso);
@@ -537,7 +538,7 @@ fn user_info(eval: Option<&Evaluation>) -> UserInfo {
             } else {
                 UserStatus::Disabled
             };
-            u.id = Some(m.id);
+            u.id = Some(m.id.clone());
             u.username = Some(m.username.clone());
             u.user_type = Some(m.user_type.clone());
             u.display_name = Some(m.display_name.clone());

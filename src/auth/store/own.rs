@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{TokenRecord, TokenStore, token_hash};
 use crate::auth::session::User;
+use crate::ids::UserId;
 
 /// The store of tokens this server issued itself (`POST /auth/login`).
 pub struct OwnStore {
@@ -47,7 +48,7 @@ impl OwnStore {
 pub fn record(m: &user_tokens::Model) -> TokenRecord {
     TokenRecord {
         id: Some(m.id),
-        user_id: m.user_id,
+        user_id: UserId::Int(m.user_id),
         revoked: m.is_revoked,
         expires_at: Some(m.expires_at),
         created_at: Some(m.created_at),
@@ -68,8 +69,9 @@ impl TokenStore for OwnStore {
         Ok(find_token(&self.db, hash).await?.as_ref().map(record))
     }
 
-    async fn users(&self, ids: &[i64], user_type: Option<&str>) -> Result<Vec<User>, DbErr> {
-        let mut find = users::Entity::find().filter(users::Column::Id.is_in(ids.iter().copied()));
+    async fn users(&self, ids: &[UserId], user_type: Option<&str>) -> Result<Vec<User>, DbErr> {
+        let ids = ids.iter().filter_map(UserId::as_i64);
+        let mut find = users::Entity::find().filter(users::Column::Id.is_in(ids));
         if let Some(t) = user_type {
             find = find.filter(users::Column::UserType.eq(t));
         }
@@ -81,11 +83,25 @@ impl TokenStore for OwnStore {
             .collect())
     }
 
-    async fn user(&self, id: i64) -> Result<Option<User>, DbErr> {
+    async fn user(&self, id: &UserId) -> Result<Option<User>, DbErr> {
+        let Some(id) = id.as_i64() else {
+            return Ok(None);
+        };
         Ok(users::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .map(User::from))
+    }
+
+    async fn live_token_hashes(&self, user: &UserId) -> Result<Vec<String>, DbErr> {
+        let Some(id) = user.as_i64() else {
+            return Ok(vec![]);
+        };
+        Ok(live_tokens(&self.db, id, None, Utc::now())
+            .await?
+            .into_iter()
+            .map(|t| t.token_hash)
+            .collect())
     }
 
     async fn revoke(&self, token_hashes: &[String]) -> Result<u64, DbErr> {

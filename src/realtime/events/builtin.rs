@@ -9,6 +9,7 @@ use crate::auth::{AuthRequest, Purpose};
 use crate::chat;
 use crate::config::TokenSource;
 use crate::error::{AppError, ErrorCode};
+use crate::ids::{IdKind, UserId};
 use crate::realtime::{SocketSession, rooms};
 
 pub fn register(events: Events) -> Events {
@@ -30,17 +31,18 @@ struct SendMessage;
 #[async_trait]
 impl EventHandler for SendMessage {
     async fn handle(&self, ctx: EventCtx<'_>, data: Option<Value>) -> Result<Value, AppError> {
-        let me = ctx.session.session.user.id;
-        let out = chat::Outgoing::parse(data.as_ref())?;
-        let to = out.to;
-        let stored = ctx.state.messages().store(me, out).await?;
+        let me = ctx.session.session.user.id.clone();
+        let kind = ctx.state.auth().store().id_kind();
+        let out = chat::Outgoing::parse(data.as_ref(), kind)?;
+        let to = out.to.clone();
+        let stored = ctx.state.messages().store(me.clone(), out).await?;
         let m = &stored.message;
         if stored.created {
-            let event = chat::message_json(m);
+            let event = chat::message_json(m, kind);
             let delivered = ctx
                 .socket
                 .broadcast(
-                    vec![rooms::user(to), rooms::user(me)],
+                    vec![rooms::user(&to), rooms::user(&me)],
                     "message".into(),
                     event,
                 )
@@ -68,15 +70,20 @@ struct Sync;
 #[async_trait]
 impl EventHandler for Sync {
     async fn handle(&self, ctx: EventCtx<'_>, data: Option<Value>) -> Result<Value, AppError> {
-        let me = ctx.session.session.user.id;
+        let me = &ctx.session.session.user.id;
+        let kind = ctx.state.auth().store().id_kind();
         let req = chat::sync::SyncRequest::parse(data.as_ref())?;
         let page = chat::sync::after(ctx.state.db(), me, req.after_id, req.limit).await?;
-        let messages: Vec<Value> = page.messages.iter().map(chat::message_json).collect();
+        let messages: Vec<Value> = page
+            .messages
+            .iter()
+            .map(|m| chat::message_json(m, kind))
+            .collect();
         Ok(serde_json::json!({ "ok": true, "messages": messages, "more": page.more }))
     }
 }
 
-fn user_ids(data: Option<&Value>) -> Result<Vec<i64>, AppError> {
+fn user_ids(data: Option<&Value>, kind: IdKind) -> Result<Vec<UserId>, AppError> {
     let list = data
         .and_then(|d| d.get("userIds"))
         .and_then(Value::as_array)
@@ -87,12 +94,12 @@ fn user_ids(data: Option<&Value>) -> Result<Vec<i64>, AppError> {
         )));
     }
     list.iter()
-        .map(|v| chat::parse_user_id(Some(v), "userIds[]"))
+        .map(|v| chat::parse_user_id(Some(v), "userIds[]", kind))
         .collect()
 }
 
-fn presence_rooms(ids: &[i64]) -> Vec<String> {
-    ids.iter().map(|id| rooms::presence(*id)).collect()
+fn presence_rooms(ids: &[UserId]) -> Vec<String> {
+    ids.iter().map(rooms::presence).collect()
 }
 
 /// `presence:subscribe {userIds}`: join their presence rooms; ack those online now.
@@ -101,7 +108,7 @@ struct PresenceSubscribe;
 #[async_trait]
 impl EventHandler for PresenceSubscribe {
     async fn handle(&self, ctx: EventCtx<'_>, data: Option<Value>) -> Result<Value, AppError> {
-        let ids = user_ids(data.as_ref())?;
+        let ids = user_ids(data.as_ref(), ctx.state.auth().store().id_kind())?;
         ctx.socket.join(presence_rooms(&ids));
         let online = ctx
             .state
@@ -118,7 +125,7 @@ struct PresenceUnsubscribe;
 #[async_trait]
 impl EventHandler for PresenceUnsubscribe {
     async fn handle(&self, ctx: EventCtx<'_>, data: Option<Value>) -> Result<Value, AppError> {
-        let ids = user_ids(data.as_ref())?;
+        let ids = user_ids(data.as_ref(), ctx.state.auth().store().id_kind())?;
         ctx.socket.leave(presence_rooms(&ids));
         Ok(serde_json::json!({ "ok": true }))
     }
