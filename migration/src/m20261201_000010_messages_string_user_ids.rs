@@ -97,8 +97,10 @@ async fn add_foreign_keys(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
 }
 
 /// SQLite: a new `messages` with text (or, going down, integer) user ids, the rows copied,
-/// the old table dropped, the new one renamed, and the old table's indexes recreated.
-async fn rebuild_sqlite(manager: &SchemaManager<'_>, text_ids: bool) -> Result<(), DbErr> {
+/// the old table dropped, the new one renamed, and the old table's indexes recreated — in one
+/// transaction on one connection (another pooled connection may not see the rename yet).
+async fn rebuild_sqlite(outer: &SchemaManager<'_>, text_ids: bool) -> Result<(), DbErr> {
+    let manager = outer.begin().await?;
     let db = manager.get_connection();
     let backend = manager.get_database_backend();
     let indexes: Vec<String> = db
@@ -155,7 +157,7 @@ async fn rebuild_sqlite(manager: &SchemaManager<'_>, text_ids: bool) -> Result<(
     for sql in indexes {
         db.execute_unprepared(&sql).await?;
     }
-    Ok(())
+    manager.commit().await
 }
 
 #[derive(DeriveIden)]

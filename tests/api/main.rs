@@ -9,6 +9,7 @@ mod auth_http;
 mod config;
 mod debug_transport;
 mod delivery;
+mod external;
 mod diagnose;
 mod doctor;
 mod fuzz;

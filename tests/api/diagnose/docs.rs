@@ -209,7 +209,7 @@ async fn issue(db: &sea_orm::DatabaseConnection, claims: &Claims) -> String {
     store::own::insert_token(
         db,
         store::own::NewToken {
-            user_id: claims.user_id().unwrap(),
+            user_id: im_server::ids::user_id(&claims.sub).unwrap(),
             token: &token,
             jti: claims.jti.as_deref().unwrap(),
             expires_at: claims.expires_at(),
