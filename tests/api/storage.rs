@@ -134,3 +134,96 @@ async fn the_whole_login_and_handshake_path_works_on_mariadb_and_postgres() {
         );
     }
 }
+
+/// A database created before string user ids (messages with BIGINT ids and foreign keys)
+/// migrates in place: its messages keep their ids and read back as numbers, its indexes stay,
+/// and string ids fit afterwards. Going down again works while every id is a number.
+async fn messages_migrate_in_place(db_url: &str) {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Alias, Query};
+    let db = im_server::db::connect(db_url, 2).await.unwrap();
+    Migrator::up(&db, Some(3)).await.unwrap();
+    let mut ids = vec![];
+    for name in ["mig_a", "mig_b"] {
+        let u = im_server::users::create(
+            &db,
+            im_server::users::NewUser {
+                username: name.into(),
+                password: "pw".into(),
+                user_type: "user".into(),
+                display_name: None,
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+        ids.push(u.id);
+    }
+    let (a, b) = (ids[0], ids[1]);
+    let mut insert = Query::insert()
+        .into_table(Alias::new("messages"))
+        .columns(["from_user_id", "to_user_id", "content", "created_at"].map(Alias::new))
+        .to_owned();
+    for (from, to, text) in [(a, b, "one"), (b, a, "two")] {
+        insert.values_panic([from.into(), to.into(), text.into(), chrono::Utc::now().into()]);
+    }
+    db.execute(&insert).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+
+    let (me, with) = (im_server::ids::UserId::Int(a), im_server::ids::UserId::Int(b));
+    let rows = im_server::chat::history(&db, &me, &with, None, 10).await.unwrap();
+    let shown: Vec<_> = rows
+        .iter()
+        .map(|m| im_server::chat::message_json(m, im_server::ids::IdKind::Int))
+        .map(|j| (j["from"].clone(), j["to"].clone(), j["content"].clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (b.into(), a.into(), "two".into()),
+            (a.into(), b.into(), "one".into())
+        ],
+        "{db_url}"
+    );
+    if db_url.starts_with("sqlite") {
+        let names: Vec<String> = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='messages' AND sql IS NOT NULL ORDER BY name",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        assert_eq!(names, ["idx_messages_conversation", "uniq_messages_client_msg"]);
+    }
+    // A backend's string ids fit now (no foreign key to im-server's users).
+    let mut insert = Query::insert()
+        .into_table(Alias::new("messages"))
+        .columns(["from_user_id", "to_user_id", "content", "created_at"].map(Alias::new))
+        .to_owned();
+    insert.values_panic(["kefu_001".into(), "kefu_002".into(), "x".into(), chrono::Utc::now().into()]);
+    db.execute(&insert).await.unwrap();
+    db.execute_unprepared("DELETE FROM messages WHERE from_user_id = 'kefu_001'")
+        .await
+        .unwrap();
+    Migrator::down(&db, Some(1)).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        im_server::chat::history(&db, &me, &with, None, 10).await.unwrap().len(),
+        2,
+        "{db_url}"
+    );
+    db.close().await.ok();
+}
+
+#[tokio::test]
+async fn messages_migrate_in_place_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    messages_migrate_in_place(&format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display()))
+        .await;
+    messages_migrate_in_place(&fresh_database(&service_url("IM_TEST_MYSQL_URL")).await).await;
+    messages_migrate_in_place(&fresh_database(&service_url("IM_TEST_POSTGRES_URL")).await).await;
+}
