@@ -12,7 +12,7 @@
 # the source revision in the report when ROOT is not a git checkout):
 #   --out FILE       write the report there instead (full default: BENCHMARKS.md)
 #   --no-build       use the binaries already built (same profile)
-#   --only LIST      comma list of: handshake,idle,fanout,chat,saturation,storm,cluster
+#   --only LIST      comma list of: handshake,external,idle,fanout,chat,saturation,storm,cluster
 #   --keep           keep the work directory (server logs, databases, one JSON line per run)
 #   --report-from DIR  only rewrite the report from DIR/results.jsonl of a kept run (same mode)
 #   -h, --help
@@ -351,6 +351,28 @@ if selected handshake; then
     scenario handshake -- handshake --n "$HS_N" --concurrency "$HS_C"
 fi
 
+if selected external; then
+    # im-server in front of a backend's own tables (contract §9): the same handshake run, its
+    # tokens issued by bench/external-backend.mjs into report 000's tables in a SQLite file
+    # opened read-only; compared with im-server's own-table row above (the Node baseline has
+    # no such mode).
+    EXT_DB=$WORK/backend.db EXT_TOKENS=$WORK/external.tokens
+    log "external: handshake N=$HS_N at concurrency $HS_C, [external] tables in SQLite"
+    rm -f "$EXT_DB"
+    node "$ROOT/bench/external-backend.mjs" "$NODE_DIR/node_modules" "$EXT_DB" "$EXT_TOKENS" \
+        "$((HS_N < 100 ? HS_N : 100))" "$JWT_SECRET" || die "external-backend.mjs failed"
+    for try in 1 2; do
+        start_im im-external "$IM_PORT" "$IM_DB" "IM_EXTERNAL__URL=sqlite://$EXT_DB?mode=ro" \
+            IM_EXTERNAL__TOKENS__REVOKED=is_revoked IM_EXTERNAL__TOKENS__EXPIRES_AT=expires_at \
+            IM_EXTERNAL__USERS__USER_TYPE=user_type IM_EXTERNAL__USERS__ACTIVE=is_active
+        run_loadgen im external "$SERVER_PID" -- --url "http://127.0.0.1:$IM_PORT" --server-pid "$SERVER_PID" \
+            "${LG_COMMON[@]}" --tokens-file "$EXT_TOKENS" handshake --n "$HS_N" --concurrency "$HS_C"
+        stop_pid "$SERVER_PID" 20
+        [[ -z $LAST_DIED ]] && break
+        drop_last_result
+    done
+fi
+
 if selected idle; then
     # loadgen logs its users in (argon2, 19 MiB each) on the measured server just before it
     # reads "before". glibc keeps freed argon2 blocks in its arenas (im-server: ~1 GiB after 100
@@ -602,6 +624,14 @@ const cpuRow = (metric, label, units, scale) => {
       b?.server_rss?.before_kib != null ? num(b.server_rss.before_kib / 1024, 1) : '–',
       ratio(a?.server_rss?.before_kib, b?.server_rss?.before_kib, 2));
     cpuRow('Server CPU per handshake (after the logins), µs', 'handshake', (r) => r.ok, 1e6);
+  }
+  // [external] tables: im-server against its own-table row (the Node baseline has no such mode)
+  const e = res('im', 'external');
+  if (e) {
+    const r = a ? e.handshakes_per_sec / a.handshakes_per_sec : null;
+    row(`Handshakes/s with [external] tables (SQLite, raw tokens; vs im-server's own tables)`, num(e.handshakes_per_sec), '–',
+      a ? `${num(r, 2)}× own` : '–', '≥ 0.8× own tables', r != null ? r >= 0.8 : undefined);
+    row('Handshake latency p50 / p99 with [external] tables, ms', lat(e.latency_ms), '–', '');
   }
 }
 // idle

@@ -853,9 +853,13 @@
     box.scrollTop = box.scrollHeight;
   }
   function sendMessage() {
-    var to = parseInt($("msg-to").value, 10);
+    // Ids keep the type this server gives them: numbers for its own users, strings (e.g.
+    // "kefu_001") for a backend's users behind [external] tables.
+    var raw = $("msg-to").value.trim();
+    var stringIds = connectedInfo && typeof connectedInfo.userId === "string";
+    var to = stringIds ? raw : parseInt(raw, 10);
     var content = $("msg-content").value;
-    if (!(to > 0)) { showResult($("send-result"), "err", "Enter the recipient's user id (a number) — see Online users (card 6)."); return; }
+    if (stringIds ? !to : !(to > 0)) { showResult($("send-result"), "err", "Enter the recipient's user id — see Online users (card 6)."); return; }
     if (!content) { showResult($("send-result"), "err", "Enter some content."); return; }
     var cmid = "demo-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 7);
     var payload = { to: to, content: content, client_msg_id: cmid };

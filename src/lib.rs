@@ -9,8 +9,10 @@
 //! - [`startup`]: `Application::build` (the seam shared by CLI, tests and embedders) and the drain;
 //!   [`serve`]: the accept loop (hyper with a header read timeout).
 //! - [`net`]: client address (trust_proxy) and Origin checks for both transports.
-//! - [`auth`]: THE authentication path: [`auth::Authenticator`] over a [`auth::store::TokenStore`],
-//!   one [`auth::decide::decide`] for handshake and diagnosis, one [`auth::revoke::revoke`].
+//! - [`auth`]: THE authentication path: [`auth::Authenticator`] over a [`auth::store::TokenStore`]
+//!   (im-server's own tables, or a backend's mapped by `[external]`), one
+//!   [`auth::decide::decide`] for handshake, diagnosis and the periodic [`auth::recheck`], one
+//!   [`auth::revoke::revoke`].
 //! - [`limits`]: contract §11, asked inside the handshake: address rate, node and user places,
 //!   each socket's event budget.
 //! - [`state`]: [`state::AppState`], what every handler shares (never the hub).
@@ -23,7 +25,7 @@
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
 //! - [`admin`]: the Socket.IO Admin UI on `/admin` (namespace and page).
 //! - [`doctor`]: `im-server doctor`, the same chain walked from the client's side (no server state).
-//! - [`ids`], [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
+//! - [`ids`] (a [`ids::UserId`] keeps its store's JSON type), [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
 //!
 //! # What points where (no cycles)
 //! `cli → startup → {http, realtime} → {login, users} → state → {auth, chat} → limits → presence →
