@@ -378,7 +378,10 @@ pub async fn history(
 /// The `message` event / history item shape (contract §4); the user ids read as `kind` (the
 /// columns hold their text form), so own users' ids stay numbers.
 pub fn message_json(m: &messages::Model, kind: IdKind) -> Value {
-    let id = |s: &str| kind.parse(s).map_or_else(|| Value::from(s), |id| id.to_json());
+    let id = |s: &str| {
+        kind.parse(s)
+            .map_or_else(|| Value::from(s), |id| id.to_json())
+    };
     json!({
         "id": m.id,
         "from": id(&m.from_user_id),

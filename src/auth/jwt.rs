@@ -196,7 +196,9 @@ impl Keys {
             ..Claims::for_user(0, now, now + 60)
         };
         if self.user_id_claim != "sub" {
-            claims.extra.insert(self.user_id_claim.clone(), Value::from(0));
+            claims
+                .extra
+                .insert(self.user_id_claim.clone(), Value::from(0));
         }
         let token = self.sign(&claims).map_err(|e| {
             ConfigError::new("auth.algorithms", format!("cannot sign a test token: {e}"))

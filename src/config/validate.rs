@@ -226,7 +226,11 @@ pub fn identifier(key: &str, name: &str, table: bool) -> Result<(), ConfigError>
             format!(
                 "{name:?} is not an identifier: use letters, digits and _ (not starting with a \
                  digit){}",
-                if table { ", optionally schema.table" } else { "" }
+                if table {
+                    ", optionally schema.table"
+                } else {
+                    ""
+                }
             ),
         ))
     }

@@ -79,7 +79,13 @@ async fn revoke(
         },
     )
     .await?;
-    tracing::info!(tokens, users, rows = done.rows, kicked = done.sockets, "api/revoke");
+    tracing::info!(
+        tokens,
+        users,
+        rows = done.rows,
+        kicked = done.sockets,
+        "api/revoke"
+    );
     Ok(Reply::ok(
         "Revoked",
         serde_json::json!({

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::SocketInfo;
-use crate::ids::UserId;
 use super::{NodeInfo, OnlineUser, Presence, SocketEntry};
+use crate::ids::UserId;
 
 #[derive(Default)]
 pub struct LocalPresence {
@@ -38,7 +38,10 @@ impl Presence for LocalPresence {
             .entry(e.token_hash.clone())
             .or_default()
             .insert(e.info.id.clone(), e.info.clone());
-        let slot = g.users.entry(e.user_id.clone()).or_insert((0, e.info.connected_at));
+        let slot = g
+            .users
+            .entry(e.user_id.clone())
+            .or_insert((0, e.info.connected_at));
         slot.0 += 1;
         Ok(slot.0 == 1)
     }

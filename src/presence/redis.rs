@@ -17,8 +17,8 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
 use super::SocketInfo;
-use crate::ids::{IdKind, UserId};
 use super::{NodeInfo, OnlineUser, Presence, SocketEntry};
+use crate::ids::{IdKind, UserId};
 
 pub struct RedisPresence {
     conn: ConnectionManager,

@@ -59,7 +59,12 @@ async fn once<A: Adapter>(io: &SocketIo<A>, state: &AppState, hub: &dyn Hub) {
     }
     let mut kicked = 0;
     for (_, (code, hashes)) in by_code {
-        match revoke::revoke(state.auth(), hub.as_kicker(), Revocation::tokens(hashes, code)).await
+        match revoke::revoke(
+            state.auth(),
+            hub.as_kicker(),
+            Revocation::tokens(hashes, code),
+        )
+        .await
         {
             Ok(done) => kicked += done.sockets,
             Err(e) => tracing::warn!(error = %e, "recheck: kick failed"),

@@ -34,6 +34,37 @@ struct Backend {
 }
 
 impl Backend {
+    /// Report 000's names (`user_tokens`: `token`, `user_id`, `is_revoked`, `expires_at`).
+    fn report_000(
+        db: DatabaseConnection,
+        url: String,
+        time: fn(DateTime<Utc>) -> DbValue,
+    ) -> Backend {
+        Backend {
+            db,
+            url,
+            time,
+            tokens_table: "user_tokens",
+            token_col: "token",
+            user_col: "user_id",
+            revoked_col: "is_revoked",
+            expires_col: "expires_at",
+            hashed: false,
+        }
+    }
+
+    /// A SQLite file the backend writes and im-server opens read-only.
+    async fn sqlite(path: &std::path::Path) -> Backend {
+        let rw = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        Backend::report_000(
+            rw,
+            format!("sqlite://{}?mode=ro", path.display()),
+            sqlite_time,
+        )
+    }
+
     /// Record a token the way the backend's login does.
     async fn issue(&self, user: Value, expires_in: i64) -> String {
         let now = Utc::now().timestamp();
@@ -72,7 +103,10 @@ impl Backend {
                 (self.time)(Utc::now() + chrono::Duration::seconds(expires_in)).into(),
             ])
             .to_owned();
-        self.db.execute(&q).await.expect("backend inserts its token row");
+        self.db
+            .execute(&q)
+            .await
+            .expect("backend inserts its token row");
     }
 
     async fn revoke(&self, token: &str) {
@@ -83,7 +117,10 @@ impl Backend {
         };
         let q = Query::update()
             .table(Alias::new(self.tokens_table))
-            .value(Alias::new(self.revoked_col), revoked_value(self.hashed, true))
+            .value(
+                Alias::new(self.revoked_col),
+                revoked_value(self.hashed, true),
+            )
             .and_where(Expr::col(Alias::new(self.token_col)).eq(key))
             .to_owned();
         self.db.execute(&q).await.expect("backend revokes");
@@ -222,36 +259,80 @@ async fn exercise(app: &TestApp, b: &Backend, alice: Value, bob: Value) {
 
     // The backend issues and revokes tokens, not im-server.
     let (s, body) = app
-        .post("/auth/login", json!({"username": "alice", "password": "x"}), None)
+        .post(
+            "/auth/login",
+            json!({"username": "alice", "password": "x"}),
+            None,
+        )
         .await;
-    assert_eq!((s, body["code"].as_str()), (403, Some("FORBIDDEN")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("backend"), "{body}");
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("backend"),
+        "{body}"
+    );
     let (s, body) = app.post("/auth/logout", json!({}), Some(&ta)).await;
-    assert_eq!((s, body["code"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
 
     // Each refusal code of §9.
     let claim = b.user_claim();
     let now = Utc::now().timestamp();
     let no_row = sign(claim, alice.clone(), now + 600);
-    assert_eq!(handshake_code(app, app.with_token(&no_row)).await, "TOKEN_NOT_FOUND");
+    assert_eq!(
+        handshake_code(app, app.with_token(&no_row)).await,
+        "TOKEN_NOT_FOUND"
+    );
     let revoked = b.issue(alice.clone(), 3600).await;
     b.revoke(&revoked).await;
-    assert_eq!(handshake_code(app, app.with_token(&revoked)).await, "TOKEN_REVOKED");
+    assert_eq!(
+        handshake_code(app, app.with_token(&revoked)).await,
+        "TOKEN_REVOKED"
+    );
     let expired_row = b.issue(alice.clone(), -3600).await;
-    assert_eq!(handshake_code(app, app.with_token(&expired_row)).await, "TOKEN_EXPIRED");
+    assert_eq!(
+        handshake_code(app, app.with_token(&expired_row)).await,
+        "TOKEN_EXPIRED"
+    );
     // The row says bob, the token says alice.
     let lying = sign(claim, alice.clone(), now + 600);
     b.insert_row(&lying, bob.clone(), 3600).await;
-    assert_eq!(handshake_code(app, app.with_token(&lying)).await, "TOKEN_CLAIMS_INVALID");
-    let ghost_id = if alice.is_string() { json!("ghost_1") } else { json!(424_242) };
+    assert_eq!(
+        handshake_code(app, app.with_token(&lying)).await,
+        "TOKEN_CLAIMS_INVALID"
+    );
+    let ghost_id = if alice.is_string() {
+        json!("ghost_1")
+    } else {
+        json!(424_242)
+    };
     let ghost = b.issue(ghost_id, 3600).await;
-    assert_eq!(handshake_code(app, app.with_token(&ghost)).await, "USER_NOT_FOUND");
-    let carol = if alice.is_string() { json!("carol_3") } else { json!(3) };
+    assert_eq!(
+        handshake_code(app, app.with_token(&ghost)).await,
+        "USER_NOT_FOUND"
+    );
+    let carol = if alice.is_string() {
+        json!("carol_3")
+    } else {
+        json!(3)
+    };
     let disabled = b.issue(carol, 3600).await;
-    assert_eq!(handshake_code(app, app.with_token(&disabled)).await, "USER_DISABLED");
+    assert_eq!(
+        handshake_code(app, app.with_token(&disabled)).await,
+        "USER_DISABLED"
+    );
     let other_claim = if claim == "sub" { "uid" } else { "sub" };
     let no_claim = sign(other_claim, alice.clone(), now + 600);
-    assert_eq!(handshake_code(app, app.with_token(&no_claim)).await, "TOKEN_CLAIMS_INVALID");
+    assert_eq!(
+        handshake_code(app, app.with_token(&no_claim)).await,
+        "TOKEN_CLAIMS_INVALID"
+    );
     // `token inspect`'s HTTP twin reports the mapped row and user.
     let (s, d) = http_json(
         Method::POST,
@@ -263,16 +344,26 @@ async fn exercise(app: &TestApp, b: &Backend, alice: Value, bob: Value) {
     .await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(
-        (&d["data"]["db"]["status"], &d["data"]["verdict"], &d["data"]["user"]["id"]),
+        (
+            &d["data"]["db"]["status"],
+            &d["data"]["verdict"],
+            &d["data"]["user"]["id"]
+        ),
         (&json!("revoked"), &json!("TOKEN_REVOKED"), &alice),
         "{d}"
     );
 
     // A revocation made in the backend's table reaches the connected socket (recheck 1 s).
     b.revoke(&tb).await;
-    let err = cb.expect_event("error", Duration::from_secs(10)).await.unwrap();
+    let err = cb
+        .expect_event("error", Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(err[0]["code"], "TOKEN_REVOKED", "{err:?}");
-    assert!(matches!(cb.next(WAIT).await, Some(Incoming::Disconnected) | Some(Incoming::Closed) | None));
+    assert!(matches!(
+        cb.next(WAIT).await,
+        Some(Incoming::Disconnected) | Some(Incoming::Closed) | None
+    ));
 
     // /api/revoke by user id: alice's socket goes at once, the row stays as the backend left it.
     let (s, r) = http_json(
@@ -299,7 +390,11 @@ async fn exercise(app: &TestApp, b: &Backend, alice: Value, bob: Value) {
     assert_eq!((s, r["code"].as_str()), (400, Some("BAD_REQUEST")), "{r}");
 }
 
-fn external_settings(dir: &std::path::Path, url: &str, configure: impl FnOnce(&mut Settings)) -> Settings {
+fn external_settings(
+    dir: &std::path::Path,
+    url: &str,
+    configure: impl FnOnce(&mut Settings),
+) -> Settings {
     let mut s = test_settings(dir);
     s.server.api_key = Some(Secret::new("ext-key"));
     s.external.url = Some(Secret::new(url));
@@ -318,20 +413,7 @@ fn sqlite_time(t: DateTime<Utc>) -> DbValue {
 async fn sqlite_external_tables_read_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backend.db");
-    let rw = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .unwrap();
-    let b = Backend {
-        db: rw,
-        url: format!("sqlite://{}?mode=ro", path.display()),
-        time: sqlite_time,
-        tokens_table: "user_tokens",
-        token_col: "token",
-        user_col: "user_id",
-        revoked_col: "is_revoked",
-        expires_col: "expires_at",
-        hashed: false,
-    };
+    let b = Backend::sqlite(&path).await;
     b.exec(
         "CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL, nickname TEXT, \
          role TEXT, is_active INTEGER NOT NULL DEFAULT 1)",
@@ -387,9 +469,7 @@ async fn sqlite_external_tables_read_only() {
 async fn a_wrong_mapping_fails_startup_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backend.db");
-    let rw = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .unwrap();
+    let rw = Backend::sqlite(&path).await.db;
     rw.execute_unprepared("CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT)")
         .await
         .unwrap();
@@ -420,16 +500,31 @@ async fn a_wrong_mapping_fails_startup_naming_the_key() {
         "{e}"
     );
     let e = fails(Box::new(|s| s.external.users.table = "members".into())).await;
-    assert!(e.starts_with("external.users.table: no table members"), "{e}");
-    let e = fails(Box::new(|s| s.external.users.id = "id; DROP TABLE users".into())).await;
-    assert!(e.starts_with("external.users.id: \"id; DROP TABLE users\" is not an identifier"), "{e}");
+    assert!(
+        e.starts_with("external.users.table: no table members"),
+        "{e}"
+    );
+    let e = fails(Box::new(|s| {
+        s.external.users.id = "id; DROP TABLE users".into()
+    }))
+    .await;
+    assert!(
+        e.starts_with("external.users.id: \"id; DROP TABLE users\" is not an identifier"),
+        "{e}"
+    );
     let e = fails(Box::new(|s| {
         s.external.url = Some(Secret::new("mysql://reader:s3cret-pw@127.0.0.1:1/none"))
     }))
     .await;
     assert!(e.starts_with("external.url: cannot connect"), "{e}");
-    assert!(!e.contains("s3cret-pw"), "the password must not be shown: {e}");
-    let e = fails(Box::new(|s| s.external.url = Some(Secret::new("redis://x")))).await;
+    assert!(
+        !e.contains("s3cret-pw"),
+        "the password must not be shown: {e}"
+    );
+    let e = fails(Box::new(|s| {
+        s.external.url = Some(Secret::new("redis://x"))
+    }))
+    .await;
     assert!(e.starts_with("external.url: must be a mysql://"), "{e}");
 }
 
@@ -451,20 +546,13 @@ async fn mariadb_report_000_schema_with_a_select_only_user() {
     let reader = format!("ro_{}", &db_name[5..17]);
     let gate = TcpGate::start(host_port(&server)).await;
     let ro_url = replace_host_port(
-        &format!("mysql://{reader}:reader-pw@{}/{db_name}", host_port(&server)),
+        &format!(
+            "mysql://{reader}:reader-pw@{}/{db_name}",
+            host_port(&server)
+        ),
         gate.addr,
     );
-    let b = Backend {
-        db: rw,
-        url: ro_url.clone(),
-        time: mysql_time,
-        tokens_table: "user_tokens",
-        token_col: "token",
-        user_col: "user_id",
-        revoked_col: "is_revoked",
-        expires_col: "expires_at",
-        hashed: false,
-    };
+    let b = Backend::report_000(rw, ro_url.clone(), mysql_time);
     // Report 000's tables, as the NestJS backend created them.
     b.exec(
         "CREATE TABLE users (id VARCHAR(64) NOT NULL PRIMARY KEY, username VARCHAR(64) NOT NULL, \
@@ -485,9 +573,18 @@ async fn mariadb_report_000_schema_with_a_select_only_user() {
          ('carol_3','carol','user','Carol',0)",
     )
     .await;
-    b.exec(&format!("CREATE USER '{reader}'@'127.0.0.1' IDENTIFIED BY 'reader-pw'")).await;
-    b.exec(&format!("GRANT SELECT ON {db_name}.user_tokens TO '{reader}'@'127.0.0.1'")).await;
-    b.exec(&format!("GRANT SELECT ON {db_name}.users TO '{reader}'@'127.0.0.1'")).await;
+    b.exec(&format!(
+        "CREATE USER '{reader}'@'127.0.0.1' IDENTIFIED BY 'reader-pw'"
+    ))
+    .await;
+    b.exec(&format!(
+        "GRANT SELECT ON {db_name}.user_tokens TO '{reader}'@'127.0.0.1'"
+    ))
+    .await;
+    b.exec(&format!(
+        "GRANT SELECT ON {db_name}.users TO '{reader}'@'127.0.0.1'"
+    ))
+    .await;
 
     let app_dir = tempfile::tempdir().unwrap();
     let mut settings = migrating_md_settings(app_dir.path(), &ro_url);
@@ -512,8 +609,17 @@ async fn mariadb_report_000_schema_with_a_select_only_user() {
     gate.cut();
     let (s, h) = app.get("/health", None).await;
     assert_eq!((s, &h["external"]), (503, &json!("down")), "{h}");
-    assert!(h["failing"].as_array().unwrap().contains(&json!("external")), "{h}");
-    assert_eq!(handshake_code(&app, app.with_token(&t)).await, "AUTH_UNAVAILABLE");
+    assert!(
+        h["failing"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("external")),
+        "{h}"
+    );
+    assert_eq!(
+        handshake_code(&app, app.with_token(&t)).await,
+        "AUTH_UNAVAILABLE"
+    );
     gate.restore();
     eventually("external back in /health", 20, || async {
         app.get("/health", None).await.1["external"] == "ok"
@@ -594,31 +700,23 @@ async fn api_revoke_reaches_every_node() {
     let redis = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backend.db");
-    let rw = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .unwrap();
-    let b = Backend {
-        db: rw,
-        url: format!("sqlite://{}?mode=ro", path.display()),
-        time: sqlite_time,
-        tokens_table: "user_tokens",
-        token_col: "token",
-        user_col: "user_id",
-        revoked_col: "is_revoked",
-        expires_col: "expires_at",
-        hashed: false,
-    };
-    b.exec("CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL)").await;
+    let b = Backend::sqlite(&path).await;
+    b.exec("CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL)")
+        .await;
     b.exec(
         "CREATE TABLE user_tokens (user_id TEXT NOT NULL, token TEXT NOT NULL, \
          is_revoked INTEGER NOT NULL DEFAULT 0, expires_at TEXT NOT NULL)",
     )
     .await;
-    b.exec("INSERT INTO users VALUES ('kefu_001','alice'), ('kefu_002','bob')").await;
+    b.exec("INSERT INTO users VALUES ('kefu_001','alice'), ('kefu_002','bob')")
+        .await;
     let redis_url = redis.url();
     let mut nodes = vec![];
     for id in ["node-a", "node-b"] {
-        let db = format!("sqlite://{}?mode=rwc", dir.path().join(format!("{id}.db")).display());
+        let db = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join(format!("{id}.db")).display()
+        );
         nodes.push(
             NodeProcess::start(
                 id,
@@ -635,14 +733,25 @@ async fn api_revoke_reaches_every_node() {
         );
     }
     let t = b.issue(json!("kefu_001"), 3600).await;
-    let mut on_a = loadgen::sio::Client::connect(nodes[0].sio(&t)).await.unwrap();
+    let mut on_a = loadgen::sio::Client::connect(nodes[0].sio(&t))
+        .await
+        .unwrap();
     let info = on_a.expect_event("connected", WAIT).await.unwrap();
     assert_eq!(info[0]["userId"], "kefu_001");
     let tb = b.issue(json!("kefu_002"), 3600).await;
-    let mut bob_on_b = loadgen::sio::Client::connect(nodes[1].sio(&tb)).await.unwrap();
+    let mut bob_on_b = loadgen::sio::Client::connect(nodes[1].sio(&tb))
+        .await
+        .unwrap();
     bob_on_b.expect_event("connected", WAIT).await.unwrap();
     // Node b's cache holds alice's verdict too.
-    let (s, _) = http_json(Method::GET, &format!("{}/auth/validate", nodes[1].base), None, Some(&t), None).await;
+    let (s, _) = http_json(
+        Method::GET,
+        &format!("{}/auth/validate", nodes[1].base),
+        None,
+        Some(&t),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
 
     b.revoke(&t).await;
@@ -659,8 +768,20 @@ async fn api_revoke_reaches_every_node() {
     let err = on_a.expect_event("error", WAIT).await.unwrap();
     assert_eq!(err[0]["code"], "TOKEN_REVOKED");
     for n in &nodes {
-        let (s, v) = http_json(Method::GET, &format!("{}/auth/validate", n.base), None, Some(&t), None).await;
-        assert_eq!((s, v["code"].as_str()), (401, Some("TOKEN_REVOKED")), "{}: {v}", n.node_id);
+        let (s, v) = http_json(
+            Method::GET,
+            &format!("{}/auth/validate", n.base),
+            None,
+            Some(&t),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (401, Some("TOKEN_REVOKED")),
+            "{}: {v}",
+            n.node_id
+        );
     }
     // By user, across nodes: bob is on node b, the call goes to node a.
     let (s, r) = http_json(
@@ -671,7 +792,11 @@ async fn api_revoke_reaches_every_node() {
         Some("cluster-key"),
     )
     .await;
-    assert_eq!((s, &r["data"]["disconnected_sockets"]), (200, &json!(1)), "{r}");
+    assert_eq!(
+        (s, &r["data"]["disconnected_sockets"]),
+        (200, &json!(1)),
+        "{r}"
+    );
     let err = bob_on_b.expect_event("error", WAIT).await.unwrap();
     assert_eq!(err[0]["code"], "TOKEN_REVOKED");
 }
@@ -693,9 +818,21 @@ async fn api_revoke_with_own_tables_marks_rows() {
     )
     .await;
     assert_eq!(s, 200, "{r}");
-    assert_eq!((&r["data"]["disconnected_sockets"], &r["data"]["revoked_rows"]), (&json!(1), &json!(1)));
-    assert_eq!(c1.expect_event("error", WAIT).await.unwrap()[0]["code"], "TOKEN_REVOKED");
-    assert_eq!(handshake_code(&app, app.with_token(&t1)).await, "TOKEN_REVOKED");
+    assert_eq!(
+        (
+            &r["data"]["disconnected_sockets"],
+            &r["data"]["revoked_rows"]
+        ),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(
+        c1.expect_event("error", WAIT).await.unwrap()[0]["code"],
+        "TOKEN_REVOKED"
+    );
+    assert_eq!(
+        handshake_code(&app, app.with_token(&t1)).await,
+        "TOKEN_REVOKED"
+    );
     assert_eq!(handshake_code(&app, app.with_token(&t2)).await, "OK");
     let uid = app.get("/auth/validate", Some(&t2)).await.1["data"]["user"]["id"].clone();
     assert!(uid.is_number(), "own ids stay numbers: {uid}");
@@ -708,8 +845,18 @@ async fn api_revoke_with_own_tables_marks_rows() {
     )
     .await;
     assert_eq!((s, &r["data"]["revoked_rows"]), (200, &json!(1)), "{r}");
-    assert_eq!(handshake_code(&app, app.with_token(&t2)).await, "TOKEN_REVOKED");
-    let (s, r) = http_json(Method::POST, &app.url("/api/revoke"), Some(json!({"tokens": [t2]})), None, None).await;
+    assert_eq!(
+        handshake_code(&app, app.with_token(&t2)).await,
+        "TOKEN_REVOKED"
+    );
+    let (s, r) = http_json(
+        Method::POST,
+        &app.url("/api/revoke"),
+        Some(json!({"tokens": [t2]})),
+        None,
+        None,
+    )
+    .await;
     assert_eq!((s, r["code"].as_str()), (401, Some("TOKEN_MISSING")), "{r}");
 }
 
@@ -719,9 +866,7 @@ async fn api_revoke_with_own_tables_marks_rows() {
 async fn the_recheck_of_ten_thousand_tokens_is_batched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backend.db");
-    let rw = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .unwrap();
+    let rw = Backend::sqlite(&path).await.db;
     rw.execute_unprepared("CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL)")
         .await
         .unwrap();
@@ -740,7 +885,11 @@ async fn the_recheck_of_ten_thousand_tokens_is_batched() {
             .to_owned();
         let mut rows = Query::insert()
             .into_table(Alias::new("user_tokens"))
-            .columns([Alias::new("user_id"), Alias::new("token"), Alias::new("is_revoked")])
+            .columns([
+                Alias::new("user_id"),
+                Alias::new("token"),
+                Alias::new("is_revoked"),
+            ])
             .to_owned();
         for i in chunk {
             let id = format!("u{i}");
@@ -753,16 +902,29 @@ async fn the_recheck_of_ten_thousand_tokens_is_batched() {
         rw.execute(&rows).await.unwrap();
     }
     let app_dir = tempfile::tempdir().unwrap();
-    let s = external_settings(app_dir.path(), &format!("sqlite://{}?mode=ro", path.display()), |s| {
-        s.external.tokens = Some(ExternalTokens {
-            revoked: Some("is_revoked".into()),
-            ..Default::default()
-        });
-    });
+    let s = external_settings(
+        app_dir.path(),
+        &format!("sqlite://{}?mode=ro", path.display()),
+        |s| {
+            s.external.tokens = Some(ExternalTokens {
+                revoked: Some("is_revoked".into()),
+                ..Default::default()
+            });
+        },
+    );
     let app = spawn_settings(s, app_dir).await;
-    let hashes: Vec<String> = tokens.iter().map(|t| im_server::auth::store::token_hash(t)).collect();
-    let pairs: Vec<(&str, &str)> = tokens.iter().map(String::as_str).zip(hashes.iter().map(String::as_str)).collect();
-    let r = im_server::auth::recheck::recheck(app.state.auth(), &pairs).await.unwrap();
+    let hashes: Vec<String> = tokens
+        .iter()
+        .map(|t| im_server::auth::store::token_hash(t))
+        .collect();
+    let pairs: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(String::as_str)
+        .zip(hashes.iter().map(String::as_str))
+        .collect();
+    let r = im_server::auth::recheck::recheck(app.state.auth(), &pairs)
+        .await
+        .unwrap();
     assert_eq!(r.tokens, 10_000);
     assert!(r.queries <= 30, "{} queries", r.queries);
     println!("recheck of 10,000 tokens: {} queries", r.queries);

@@ -399,18 +399,19 @@ async fn a_batch_of_queued_messages_gets_the_ids_of_its_own_rows() {
     let (alice, _, bob, _) = two_users(&app).await;
     // A row that is not part of the batch, so ids do not start at 1.
     let writer = app.state.messages();
-    let parse = |v: Value| {
-        im_server::chat::Outgoing::parse(Some(&v), im_server::ids::IdKind::Int).unwrap()
-    };
+    let parse =
+        |v: Value| im_server::chat::Outgoing::parse(Some(&v), im_server::ids::IdKind::Int).unwrap();
     writer
         .store(bob.into(), parse(json!({"to": alice, "content": "before"})))
         .await
         .unwrap();
     // All 200 are queued before the writer task runs (one test thread), so it takes them at once.
-    let stored = futures_util::future::join_all(
-        (0..200)
-            .map(|i| writer.store(alice.into(), parse(json!({"to": bob, "content": format!("m{i}")})))),
-    )
+    let stored = futures_util::future::join_all((0..200).map(|i| {
+        writer.store(
+            alice.into(),
+            parse(json!({"to": bob, "content": format!("m{i}")})),
+        )
+    }))
     .await;
     let mut ids = std::collections::HashSet::new();
     for (i, s) in stored.into_iter().enumerate() {

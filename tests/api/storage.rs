@@ -166,13 +166,23 @@ async fn messages_migrate_in_place(db_url: &str) {
         .columns(["from_user_id", "to_user_id", "content", "created_at"].map(Alias::new))
         .to_owned();
     for (from, to, text) in [(a, b, "one"), (b, a, "two")] {
-        insert.values_panic([from.into(), to.into(), text.into(), chrono::Utc::now().into()]);
+        insert.values_panic([
+            from.into(),
+            to.into(),
+            text.into(),
+            chrono::Utc::now().into(),
+        ]);
     }
     db.execute(&insert).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
 
-    let (me, with) = (im_server::ids::UserId::Int(a), im_server::ids::UserId::Int(b));
-    let rows = im_server::chat::history(&db, &me, &with, None, 10).await.unwrap();
+    let (me, with) = (
+        im_server::ids::UserId::Int(a),
+        im_server::ids::UserId::Int(b),
+    );
+    let rows = im_server::chat::history(&db, &me, &with, None, 10)
+        .await
+        .unwrap();
     let shown: Vec<_> = rows
         .iter()
         .map(|m| im_server::chat::message_json(m, im_server::ids::IdKind::Int))
@@ -197,14 +207,22 @@ async fn messages_migrate_in_place(db_url: &str) {
             .iter()
             .map(|r| r.try_get_by_index::<String>(0).unwrap())
             .collect();
-        assert_eq!(names, ["idx_messages_conversation", "uniq_messages_client_msg"]);
+        assert_eq!(
+            names,
+            ["idx_messages_conversation", "uniq_messages_client_msg"]
+        );
     }
     // A backend's string ids fit now (no foreign key to im-server's users).
     let mut insert = Query::insert()
         .into_table(Alias::new("messages"))
         .columns(["from_user_id", "to_user_id", "content", "created_at"].map(Alias::new))
         .to_owned();
-    insert.values_panic(["kefu_001".into(), "kefu_002".into(), "x".into(), chrono::Utc::now().into()]);
+    insert.values_panic([
+        "kefu_001".into(),
+        "kefu_002".into(),
+        "x".into(),
+        chrono::Utc::now().into(),
+    ]);
     db.execute(&insert).await.unwrap();
     db.execute_unprepared("DELETE FROM messages WHERE from_user_id = 'kefu_001'")
         .await
@@ -212,7 +230,10 @@ async fn messages_migrate_in_place(db_url: &str) {
     Migrator::down(&db, Some(1)).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     assert_eq!(
-        im_server::chat::history(&db, &me, &with, None, 10).await.unwrap().len(),
+        im_server::chat::history(&db, &me, &with, None, 10)
+            .await
+            .unwrap()
+            .len(),
         2,
         "{db_url}"
     );
@@ -222,8 +243,11 @@ async fn messages_migrate_in_place(db_url: &str) {
 #[tokio::test]
 async fn messages_migrate_in_place_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
-    messages_migrate_in_place(&format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display()))
-        .await;
+    messages_migrate_in_place(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("m.db").display()
+    ))
+    .await;
     messages_migrate_in_place(&fresh_database(&service_url("IM_TEST_MYSQL_URL")).await).await;
     messages_migrate_in_place(&fresh_database(&service_url("IM_TEST_POSTGRES_URL")).await).await;
 }

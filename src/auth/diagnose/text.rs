@@ -156,7 +156,10 @@ pub fn render_text(d: &Diagnosis) -> String {
         Some(id) => format!(
             "{}  (row #{id} of user {})",
             db.status,
-            db.user_id.as_ref().map(|u| u.to_string()).unwrap_or_default()
+            db.user_id
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default()
         ),
         None => db.status.to_string(),
     }];

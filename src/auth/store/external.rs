@@ -28,7 +28,10 @@ impl ExternalStore {
     /// Connect to `external.url` and check the mapping against its live schema; every failure
     /// is one line naming the key.
     pub async fn connect(x: &ExternalSettings) -> Result<ExternalStore, ConfigError> {
-        let url = x.url.as_ref().ok_or_else(|| ConfigError::new("external.url", "not set"))?;
+        let url = x
+            .url
+            .as_ref()
+            .ok_or_else(|| ConfigError::new("external.url", "not set"))?;
         let mut opts = ConnectOptions::new(url.expose().to_string());
         opts.max_connections(x.max_connections.max(1))
             .min_connections(0)

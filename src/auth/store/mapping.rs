@@ -129,7 +129,10 @@ impl Mapping {
         let u = &self.users;
         let mut q = Query::select();
         q.column(col(&u.id)).column(col(&u.username));
-        for c in [&u.display_name, &u.user_type, &u.active].into_iter().flatten() {
+        for c in [&u.display_name, &u.user_type, &u.active]
+            .into_iter()
+            .flatten()
+        {
             q.column(col(c));
         }
         q.from(u.table.name());
@@ -381,7 +384,11 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%:z"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
             return Some(t.with_timezone(&Utc));
         }
@@ -389,7 +396,9 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
             return Some(t.and_utc());
         }
     }
-    s.parse::<i64>().ok().and_then(|n| DateTime::from_timestamp(n, 0))
+    s.parse::<i64>()
+        .ok()
+        .and_then(|n| DateTime::from_timestamp(n, 0))
 }
 
 #[cfg(test)]
@@ -402,7 +411,10 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(Cell::Text("2026-12-01 10:00:00".into()).time(), Some(at));
-        assert_eq!(Cell::Text("2026-12-01T12:00:00+02:00".into()).time(), Some(at));
+        assert_eq!(
+            Cell::Text("2026-12-01T12:00:00+02:00".into()).time(),
+            Some(at)
+        );
         assert_eq!(Cell::Int(at.timestamp()).time(), Some(at));
         assert!(Cell::Text("1".into()).truthy());
         assert!(!Cell::Text("0".into()).truthy());

@@ -297,9 +297,15 @@ pub async fn login_many(c: &Common, k: usize) -> Result<Vec<Session>, String> {
             })
             .collect();
         if sessions.len() < k {
-            return Err(format!("--tokens-file has {} tokens, {k} needed", sessions.len()));
+            return Err(format!(
+                "--tokens-file has {} tokens, {k} needed",
+                sessions.len()
+            ));
         }
-        progress!("logged in {} users in 0.0s (tokens from --tokens-file)", sessions.len());
+        progress!(
+            "logged in {} users in 0.0s (tokens from --tokens-file)",
+            sessions.len()
+        );
         return Ok(sessions);
     }
     let http = http_client();
