@@ -453,6 +453,55 @@ async fn sqlite_external_tables_read_only() {
     assert_eq!(info["userType"], "kefu");
     drop(_c);
     let written = std::fs::read(&path).unwrap();
+
+    // `token inspect` reads the same mapped tables offline: the row and the user by string id.
+    let cli_dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("JWT_SECRET", SECRET.to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/own.db?mode=rwc", cli_dir.path().display()),
+        ),
+        ("IM_EXTERNAL__URL", b.url.clone()),
+        ("IM_EXTERNAL__TOKENS__REVOKED", "is_revoked".into()),
+        ("IM_EXTERNAL__TOKENS__EXPIRES_AT", "expires_at".into()),
+    ];
+    let (code, out, err) = crate::diagnose::im_server(
+        cli_dir.path(),
+        &env,
+        &["token", "inspect", &t, "--json"],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        (&v["verdict"], &v["db"]["status"]),
+        (&json!("OK"), &json!("found")),
+        "{v}"
+    );
+    assert_eq!(v["user"]["id"], "kefu_001", "{v}");
+
+    // `/api/publish to_users` with a string id reaches that user's sockets.
+    let (mut c2, _) = app.connect_ok(&t).await;
+    let (s, r) = http_json(
+        Method::POST,
+        &app.url("/api/publish"),
+        Some(json!({"event": "order:paid", "data": {"n": 1}, "to_users": ["kefu_001"]})),
+        None,
+        Some("ext-key"),
+    )
+    .await;
+    assert_eq!(
+        (s, &r["data"]["delivered_to_sockets"]),
+        (200, &json!(1)),
+        "{r}"
+    );
+    assert_eq!(
+        c2.expect_event("order:paid", WAIT).await.unwrap()[0]["n"],
+        1
+    );
+    drop(c2);
     exercise(&app, &b, json!("kefu_001"), json!("kefu_002")).await;
     // Only the backend's own writes changed the file: im-server's connection is read-only.
     assert_ne!(before, written, "the backend wrote its row");
