@@ -431,6 +431,7 @@ async fn sqlite_external_tables_read_only() {
     .await;
     let app_dir = tempfile::tempdir().unwrap();
     let settings = external_settings(app_dir.path(), &b.url, |s| {
+        s.socketio.ping_interval_ms = 1000; // doctor's heartbeat step waits one ping
         s.external.tokens = Some(ExternalTokens {
             revoked: Some("is_revoked".into()),
             expires_at: Some("expires_at".into()),
@@ -481,6 +482,19 @@ async fn sqlite_external_tables_read_only() {
         "{v}"
     );
     assert_eq!(v["user"]["id"], "kefu_001", "{v}");
+
+    // `im-server doctor` (MIGRATING.md §6) walks the whole chain to `connected` with that token.
+    let url = app.url("/im");
+    let (code, out, err) = crate::diagnose::im_server(
+        cli_dir.path(),
+        &[],
+        &["doctor", "--url", &url, "--token", &t, "--json"],
+        None,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    assert_eq!((code, &v["ok"]), (0, &json!(true)), "{v}");
+    assert!(!out.contains(t.as_str()), "doctor never prints the token");
 
     // `/api/publish to_users` with a string id reaches that user's sockets.
     let (mut c2, _) = app.connect_ok(&t).await;
