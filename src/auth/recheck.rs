@@ -23,8 +23,8 @@ use crate::ids::UserId;
 pub struct Report {
     /// Distinct tokens checked.
     pub tokens: usize,
-    /// Queries sent to the store.
-    pub queries: usize,
+    /// Queries the store says it sent for this recheck (`None`: it does not count them).
+    pub queries: Option<u64>,
     /// Tokens (by hash) that a handshake would now refuse, with the code.
     pub refused: Vec<(String, ErrorCode)>,
 }
@@ -41,12 +41,11 @@ pub async fn recheck(auth: &Authenticator, tokens: &[(&str, &str)]) -> Result<Re
         return Ok(report);
     }
     let store = auth.store();
+    let sent_before = store.queries_sent();
     let rules = auth.rules();
     let now = Utc::now();
-    let batch = super::store::external::BATCH;
     let rows = if rules.require_row {
         let raw: Vec<&str> = tokens.iter().map(|(t, _)| *t).collect();
-        report.queries += raw.len().div_ceil(batch);
         Some(store.tokens(&raw).await.map_err(|e| e.to_string())?)
     } else {
         None
@@ -61,7 +60,6 @@ pub async fn recheck(auth: &Authenticator, tokens: &[(&str, &str)]) -> Result<Re
         .collect();
     ids.sort();
     ids.dedup();
-    report.queries += ids.len().div_ceil(batch);
     let users: HashMap<UserId, _> = store
         .users(&ids, None)
         .await
@@ -97,5 +95,9 @@ pub async fn recheck(auth: &Authenticator, tokens: &[(&str, &str)]) -> Result<Re
             report.refused.push((hash.to_string(), code));
         }
     }
+    report.queries = store
+        .queries_sent()
+        .zip(sent_before)
+        .map(|(after, before)| after - before);
     Ok(report)
 }

@@ -72,7 +72,7 @@ async fn once<A: Adapter>(io: &SocketIo<A>, state: &AppState, hub: &dyn Hub) {
     }
     tracing::debug!(
         tokens = report.tokens,
-        queries = report.queries,
+        queries = ?report.queries,
         refused = report.refused.len(),
         kicked,
         "recheck"

@@ -2,6 +2,7 @@
 //! written: a database user with `SELECT` on the two tables is enough.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +20,8 @@ pub const BATCH: usize = 1000;
 
 pub struct ExternalStore {
     db: DatabaseConnection,
+    /// Statements sent to the backend's database ([`TokenStore::queries_sent`]).
+    queries: AtomicU64,
     map: Mapping,
     kind: IdKind,
     token_table: String,
@@ -56,6 +59,7 @@ impl ExternalStore {
                 .as_ref()
                 .map_or_else(String::new, |t| t.table.name.clone()),
             db,
+            queries: AtomicU64::new(0),
             map,
             kind,
         })
@@ -116,6 +120,7 @@ impl ExternalStore {
         let Some(q) = self.map.select_tokens(keys) else {
             return Ok(vec![]);
         };
+        self.queries.fetch_add(1, Ordering::Relaxed);
         let rows = self.db.query_all(&q).await?;
         Ok(rows.iter().filter_map(|r| self.record(r)).collect())
     }
@@ -173,6 +178,7 @@ impl TokenStore for ExternalStore {
         let mut out = vec![];
         for chunk in ids.chunks(BATCH) {
             let q = self.map.select_users(chunk, self.kind);
+            self.queries.fetch_add(1, Ordering::Relaxed);
             for row in self.db.query_all(&q).await? {
                 if let Some(u) = self.user_of(&row)
                     && user_type.is_none_or(|t| t == u.user_type)
@@ -211,6 +217,10 @@ impl TokenStore for ExternalStore {
 
     fn issues_tokens(&self) -> bool {
         false
+    }
+
+    fn queries_sent(&self) -> Option<u64> {
+        Some(self.queries.load(Ordering::Relaxed))
     }
 
     async fn ping(&self) -> Option<Result<(), String>> {

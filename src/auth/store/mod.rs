@@ -88,6 +88,10 @@ pub trait TokenStore: Send + Sync + 'static {
     fn issues_tokens(&self) -> bool {
         true
     }
+    /// Queries sent so far, where the store counts them (the recheck's cost is measured by it).
+    fn queries_sent(&self) -> Option<u64> {
+        None
+    }
     /// Whether the tables answer (`/health`'s `external`); `None` for the own tables, which
     /// `/health` already checks as `database`.
     async fn ping(&self) -> Option<Result<(), String>> {
