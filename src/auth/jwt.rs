@@ -409,7 +409,7 @@ mod tests {
         let ok = signed(hs.clone(), serde_json::json!({"sub": "7", "exp": now + 60}));
         assert_eq!(
             k.verify(&ok, now).unwrap().user_id,
-            7,
+            UserId::Int(7),
             "the helper signs validly"
         );
         let crit = signed(

@@ -56,7 +56,8 @@ pub async fn user_changed(
     active: bool,
 ) -> usize {
     let user_id = UserId::Int(user_id);
-    auth.cache().invalidate_users(std::slice::from_ref(&user_id));
+    auth.cache()
+        .invalidate_users(std::slice::from_ref(&user_id));
     match active {
         true => 0,
         false => {
