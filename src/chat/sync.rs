@@ -14,8 +14,8 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use crate::ids::UserId;
 use crate::error::AppError;
+use crate::ids::UserId;
 
 /// Messages one `messages:sync` returns when it names no limit.
 pub const DEFAULT_LIMIT: u64 = 100;

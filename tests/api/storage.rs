@@ -207,9 +207,15 @@ async fn messages_migrate_in_place(db_url: &str) {
             .iter()
             .map(|r| r.try_get_by_index::<String>(0).unwrap())
             .collect();
+        // Every index the table had before the rebuild, messages:sync's included.
         assert_eq!(
             names,
-            ["idx_messages_conversation", "uniq_messages_client_msg"]
+            [
+                "idx_messages_conversation",
+                "idx_messages_from_id",
+                "idx_messages_to_id",
+                "uniq_messages_client_msg"
+            ]
         );
     }
     // A backend's string ids fit now (no foreign key to im-server's users).
