@@ -23,18 +23,19 @@
 //! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or
 //!   via Redis, and the socket records.
 //! - [`error`]: [`error::ErrorCode`] (contract §5) and [`error::AppError`].
-//! - [`admin`]: the Socket.IO Admin UI on `/admin` (namespace and page).
+//! - [`realtime::admin`]: the Socket.IO Admin UI's `/admin` namespace (its page is
+//!   [`http::admin_ui`], its settings [`config::admin`]).
 //! - [`doctor`]: `im-server doctor`, the same chain walked from the client's side (no server state).
 //! - [`ids`] (a [`ids::UserId`] keeps its store's JSON type), [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
 //!
 //! # What points where (no cycles)
-//! `cli → startup → {http, realtime} → {login, users} → state → {auth, chat} → limits → presence →
-//! {net, db, metrics, ids, clock} → {config, error}`. `auth` never sees `state`, `realtime` or
+//! `cli → {startup, doctor} → {http, realtime} → {login, users} → state → chat → auth → limits →
+//! presence → {net, db, metrics, ids, clock} → {config, error}` (checked by the module graph having
+//! no cycle: `config` knows no feature module, `realtime::admin` lives under `realtime`). `auth` never sees `state`, `realtime` or
 //! `http`: revocation reaches sockets through the [`auth::revoke::SocketKicker`] trait that the
 //! hub implements, and a diagnosis is handed the live sockets by its caller. `realtime` never
 //! calls `http`; `presence` knows nothing of socketioxide.
 
-pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod cli;

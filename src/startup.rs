@@ -77,7 +77,7 @@ impl Application {
             .server
             .node_id
             .clone()
-            .unwrap_or_else(|| format!("{}:{port}", hostname()));
+            .unwrap_or_else(|| format!("{}:{port}", crate::net::hostname()));
         let redis_client = match &settings.redis.url {
             Some(url) => Some(
                 redis::Client::open(url.as_str())
@@ -229,13 +229,4 @@ async fn check_redis(url: &str) -> Result<(), ConfigError> {
         .await
         .map_err(|e| fail(e.to_string()))?;
     Ok(())
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
 }

@@ -1,6 +1,7 @@
 //! Command line (contract §1): `serve` (default), `migrate`, `user add`, `token inspect`,
 //! `config`. Every failure prints one line and exits non-zero.
 
+mod admin;
 mod token;
 mod user;
 
@@ -70,7 +71,7 @@ pub enum Command {
     /// The Socket.IO Admin UI (`admin hash-password`).
     Admin {
         #[command(subcommand)]
-        command: crate::admin::hash_cli::AdminCommand,
+        command: admin::AdminCommand,
     },
     /// Print the effective configuration (secrets redacted) and where each value came from.
     Config {
@@ -159,7 +160,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Config { fingerprint, json } => Ok(print_config(&loaded, fingerprint, json)?),
         Command::Token { command } => token::run(&loaded, command).await,
         Command::Doctor(args) => Ok(crate::doctor::run(args).await),
-        Command::Admin { command } => Ok(crate::admin::hash_cli::run(command).await?),
+        Command::Admin { command } => Ok(admin::run(command).await?),
         Command::Migrate { action, steps } => Ok(migrate(&loaded.settings, action, steps).await?),
         Command::User {
             command:

@@ -1,10 +1,11 @@
 //! Settings: the only reader of configuration (contract §2).
 //!
-//! This module holds the shape ([`Settings`] and its sections, with defaults); [`load`] reads
+//! This module holds the shape ([`Settings`] and its sections, with defaults); `load` reads
 //! the layers (defaults → TOML → `.env` → `IM_*` environment → aliases) and names each value's
-//! source; [`validate`] turns every inconsistency into one line naming the key; [`secret`]
+//! source; `validate` turns every inconsistency into one line naming the key; `secret`
 //! keeps secrets out of every output.
 
+pub mod admin;
 mod limits;
 mod load;
 mod secret;
@@ -173,7 +174,7 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub log: LogSettings,
     /// `[admin]`: the Socket.IO Admin UI (contract §13); off unless credentials are set.
-    pub admin: crate::admin::AdminSettings,
+    pub admin: admin::AdminSettings,
     /// `[external]` (contract §9): the backend's own token and user tables.
     #[serde(default)]
     pub external: ExternalSettings,
@@ -341,7 +342,7 @@ impl Default for Settings {
                 level: "info,sqlx::postgres::notice=warn".into(),
                 format: LogFormat::Text,
             },
-            admin: crate::admin::AdminSettings::default(),
+            admin: admin::AdminSettings::default(),
             external: ExternalSettings::default(),
         }
     }

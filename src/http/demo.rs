@@ -8,7 +8,7 @@ use axum::routing::get;
 
 use super::HttpState;
 
-/// A file compiled into the binary (also the Admin UI's, `crate::admin::ui`).
+/// A file compiled into the binary (also the Admin UI's, `crate::realtime::admin::ui`).
 pub(crate) struct Asset {
     pub(crate) path: &'static str,
     pub(crate) mime: &'static str,

@@ -3,6 +3,7 @@
 //! Layer order matters: CORS must wrap the Socket.IO layer (else preflights to /socket.io/
 //! fail), and request tracing/metrics wrap only the HTTP routes (not every long-poll).
 
+pub mod admin_ui;
 pub mod auth;
 pub mod debug;
 pub mod demo;
@@ -57,7 +58,7 @@ pub fn router(state: AppState, realtime: Realtime<impl socketioxide::adapter::Ad
         .merge(demo::router())
         .merge(debug::router())
         .merge(inspect::router())
-        .merge(crate::admin::ui::router(&state))
+        .merge(admin_ui::router(&state))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -5,6 +5,7 @@
 //! routes do not care which adapter runs. Events are handled through the [`events::Events`]
 //! registry. Depends on `auth`, `chat`, `presence`, `state`; never calls into `http`.
 
+pub mod admin;
 pub mod connect;
 pub mod delivery;
 pub mod emit;
@@ -71,7 +72,7 @@ pub async fn build_local(
     // socket.io-client 2.x (Engine.IO v3) connects to `/` first; without it the session fails.
     io.ns("/", async || {});
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake));
-    crate::admin::register(&io, &state, None);
+    crate::realtime::admin::register(&io, &state, None);
     Ok(Realtime { layer, hub })
 }
 
@@ -103,7 +104,7 @@ pub async fn build_cluster(
     io.ns("/", async || {}).await?;
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))
         .await?;
-    if let Some(admin) = crate::admin::register(&io, &state, Some(admin_bus)) {
+    if let Some(admin) = crate::realtime::admin::register(&io, &state, Some(admin_bus)) {
         admin.await?;
     }
     Ok(Realtime { layer, hub })

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Secret};
+use super::{ConfigError, Secret};
 
 /// Both `username` and `password_hash` set = the `/admin` namespace and the `/admin/` page
 /// exist; neither = they do not; one without the other is refused at startup.
@@ -60,17 +60,39 @@ impl AdminSettings {
                 "admin.username",
                 "admin.password_hash is set but admin.username is not",
             )),
-            (Some(_), Some(hash)) => super::auth::HashKind::parse(hash.expose())
-                .map(|_| ())
-                .map_err(|why| {
-                    ConfigError::new(
-                        "admin.password_hash",
-                        format!(
-                            "{why} (value {}); make one with `im-server admin hash-password`",
-                            hash.fingerprint()
-                        ),
-                    )
-                }),
+            (Some(_), Some(hash)) => HashKind::parse(hash.expose()).map(|_| ()).map_err(|why| {
+                ConfigError::new(
+                    "admin.password_hash",
+                    format!(
+                        "{why} (value {}); make one with `im-server admin hash-password`",
+                        hash.fingerprint()
+                    ),
+                )
+            }),
+        }
+    }
+}
+
+/// The password hash formats `[admin] password_hash` may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashKind {
+    Argon2id,
+    Bcrypt,
+}
+
+impl HashKind {
+    /// Which format `hash` is in, or why it is neither.
+    pub fn parse(hash: &str) -> Result<HashKind, &'static str> {
+        if hash.starts_with("$2") {
+            return hash
+                .parse::<bcrypt::HashParts>()
+                .map(|_| HashKind::Bcrypt)
+                .map_err(|_| "not a valid bcrypt hash");
+        }
+        match argon2::password_hash::phc::PasswordHash::new(hash) {
+            Ok(h) if h.algorithm.as_str() == "argon2id" => Ok(HashKind::Argon2id),
+            Ok(_) => Err("an argon2 hash must be argon2id"),
+            Err(_) => Err("neither an argon2id PHC string ($argon2id$…) nor a bcrypt hash ($2b$…)"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The Socket.IO Admin UI (contract §13): the server side of `@socket.io/admin-ui` on the
-//! `/admin` namespace, and the UI itself at `/admin/` ([`ui`]).
+//! `/admin` namespace (the UI's page is `http::admin_ui`, its settings `config::admin`, the
+//! `admin hash-password` command `cli::admin`).
 //!
 //! socketioxide has no `instrument()`, so this module speaks the protocol itself:
 //! - [`auth`]: the UI's login (`{username, password}` or `{sessionId}`), rate-limited with
@@ -19,11 +20,8 @@
 pub mod auth;
 pub mod cluster;
 pub mod feed;
-pub mod hash_cli;
 pub mod kick;
-pub mod settings;
 pub mod snapshot;
-pub mod ui;
 
 use std::sync::Arc;
 
@@ -33,8 +31,6 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
-
-pub use settings::AdminSettings;
 
 use crate::error::{AppError, ErrorCode};
 use crate::realtime::redis_driver::CmDriver;

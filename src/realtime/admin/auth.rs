@@ -18,36 +18,13 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::password;
 use crate::config::Secret;
+use crate::config::admin::HashKind;
 use crate::error::{AppError, ErrorCode};
 use crate::net;
 use crate::state::AppState;
 
 /// How long a session id from the `session` event stays valid.
 pub const SESSION_TTL_SECS: i64 = 24 * 3600;
-
-/// The password hash formats `[admin] password_hash` may hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashKind {
-    Argon2id,
-    Bcrypt,
-}
-
-impl HashKind {
-    /// Which format `hash` is in, or why it is neither.
-    pub fn parse(hash: &str) -> Result<HashKind, &'static str> {
-        if hash.starts_with("$2") {
-            return hash
-                .parse::<bcrypt::HashParts>()
-                .map(|_| HashKind::Bcrypt)
-                .map_err(|_| "not a valid bcrypt hash");
-        }
-        match argon2::password_hash::phc::PasswordHash::new(hash) {
-            Ok(h) if h.algorithm.as_str() == "argon2id" => Ok(HashKind::Argon2id),
-            Ok(_) => Err("an argon2 hash must be argon2id"),
-            Err(_) => Err("neither an argon2id PHC string ($argon2id$…) nor a bcrypt hash ($2b$…)"),
-        }
-    }
-}
 
 /// How an accepted admin socket logged in.
 #[derive(Clone, Debug)]

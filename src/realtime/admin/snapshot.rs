@@ -213,7 +213,7 @@ pub fn server_stats<A: Adapter>(
     let (im, admin) = (count(IM), count(super::NAMESPACE));
     json!({
         "serverId": state.node_id(),
-        "hostname": crate::startup::hostname(),
+        "hostname": crate::net::hostname(),
         "pid": std::process::id(),
         "uptime": state.uptime_secs(),
         "clientsCount": im + admin,
