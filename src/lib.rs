@@ -18,6 +18,8 @@
 //! - [`state`]: [`state::AppState`], what every handler shares (never the hub).
 //! - [`realtime`]: `/im` handshake middleware, the [`realtime::events::Events`] registry, the
 //!   one emit path, kicks, expiry timers; [`realtime::Hub`] is how HTTP reaches sockets.
+//! - [`bridge`]: the app's own events, forwarded to its backend over signed HTTP (contract §10):
+//!   one [`realtime::events::EventHandler`] + [`realtime::events::Lifecycle`] in the registry.
 //! - [`http`]: the JSON API, one `router()` per module, over `HttpState { app, hub }`.
 //! - [`login`]: `POST /auth/login`'s decision; [`users`]: creation, seeding, who is online.
 //! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or
@@ -28,7 +30,7 @@
 //! - [`ids`] (a [`ids::UserId`] keeps its store's JSON type), [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
 //!
 //! # What points where (no cycles)
-//! `cli → startup → {http, realtime} → {login, users} → state → {auth, chat} → limits → presence →
+//! `cli → startup → {http, bridge → realtime} → {login, users} → state → {auth, chat} → limits → presence →
 //! {net, db, metrics, ids, clock} → {config, error}`. `auth` never sees `state`, `realtime` or
 //! `http`: revocation reaches sockets through the [`auth::revoke::SocketKicker`] trait that the
 //! hub implements, and a diagnosis is handed the live sockets by its caller. `realtime` never
@@ -36,6 +38,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bridge;
 pub mod chat;
 pub mod cli;
 pub mod clock;
