@@ -141,17 +141,13 @@ impl Caller {
             }
             Err(f) => {
                 self.metrics.bridge(kind, f.error.code.as_str(), took);
-                let event = event.map(|e| e.chars().take(64).collect::<String>());
-                let status = f.status.map(|s| s.to_string());
+                let event = event.map_or("-".into(), |e| e.chars().take(64).collect::<String>());
+                let status = f.status.map_or("-".into(), |s| s.to_string());
                 let elapsed_ms = took.as_millis() as u64;
-                let (status, event) = (
-                    status.as_deref().unwrap_or("-"),
-                    event.as_deref().unwrap_or("-"),
-                );
                 if f.error.code == ErrorCode::BackendUnavailable {
-                    tracing::warn!(r#type = kind, event, status, elapsed_ms, code = %f.error.code, why = %f.why, "bridge call failed");
+                    tracing::warn!(r#type = %kind, %event, %status, elapsed_ms, code = %f.error.code, why = %f.why, "bridge call failed");
                 } else {
-                    tracing::info!(r#type = kind, event, status, elapsed_ms, code = %f.error.code, why = %f.why, "bridge call refused");
+                    tracing::info!(r#type = %kind, %event, %status, elapsed_ms, code = %f.error.code, why = %f.why, "bridge call refused");
                 }
                 Err(f.error)
             }

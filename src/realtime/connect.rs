@@ -197,7 +197,7 @@ async fn on_disconnect<A: Adapter>(
         let gone = events::Departure {
             user: ss.session.user.clone(),
             socket_id: s.id.to_string(),
-            reason: reason.to_string(),
+            reason: socketio_reason(reason).to_string(),
         };
         tokio::spawn(async move { hooks.on_disconnect(gone).await });
     }
@@ -208,5 +208,20 @@ async fn on_disconnect<A: Adapter>(
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not forget a socket"),
+    }
+}
+
+/// The reason as Node's socket.io names it (what a NestJS `handleDisconnect` saw).
+fn socketio_reason(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::TransportClose => "transport close",
+        DisconnectReason::MultipleHttpPollingError | DisconnectReason::PacketParsingError => {
+            "parse error"
+        }
+        DisconnectReason::TransportError => "transport error",
+        DisconnectReason::HeartbeatTimeout => "ping timeout",
+        DisconnectReason::ClientNSDisconnect => "client namespace disconnect",
+        DisconnectReason::ServerNSDisconnect => "server namespace disconnect",
+        DisconnectReason::ClosingServer => "server shutting down",
     }
 }
