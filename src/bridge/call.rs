@@ -264,6 +264,7 @@ mod tests {
 
     #[test]
     fn signature_is_hmac_sha256_of_timestamp_dot_body() {
+        let sig = signature(b"key", "1700000000", br#"{"a":1}"#);
         // Computed independently: python3 hmac.new(b"key", b'1700000000.{"a":1}', sha256).
         assert_eq!(
             sig,

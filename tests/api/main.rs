@@ -13,6 +13,7 @@ mod diagnose;
 mod doctor;
 mod external;
 mod fuzz;
+mod embedding;
 mod handshake;
 mod health;
 mod live_sessions;

@@ -432,3 +432,58 @@ impl<A: Adapter> SocketHandle for Sock<A> {
         *self.kick.lock().unwrap() = Some((error.code, error.to_event()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+
+    #[async_trait]
+    impl EventHandler for Named {
+        async fn handle(&self, _: EventCtx<'_>, _: Option<Value>) -> Result<Value, AppError> {
+            Ok(Value::String(self.0.into()))
+        }
+    }
+
+    fn which(events: &Events, name: &str) -> Option<usize> {
+        let h = events.get(name)?;
+        // Identify the handler by address among the registered ones.
+        let all: Vec<&Arc<dyn EventHandler>> = events
+            .handlers
+            .values()
+            .chain(events.patterns.iter().map(|(_, h)| h))
+            .collect();
+        all.iter().position(|x| Arc::ptr_eq(x, h))
+    }
+
+    #[test]
+    fn exact_names_win_over_patterns_and_patterns_go_in_order() {
+        let events = Events::default()
+            .on("send_message", Named("builtin"))
+            .on_matching(["chat:*", "joinRoom"], Named("bridge-a"))
+            .on_matching(["*"], Named("bridge-any"));
+        assert_eq!(which(&events, "send_message"), Some(0));
+        assert_eq!(which(&events, "chat:send"), Some(1));
+        assert_eq!(which(&events, "joinRoom"), Some(1), "one handler for both patterns");
+        assert_eq!(
+            which(&events, "joinRoomX"),
+            Some(3),
+            "a name is not a prefix"
+        );
+        assert_eq!(which(&events, "other"), Some(3));
+        assert!(
+            Events::default()
+                .on_matching(["chat:*"], Named("x"))
+                .get("chat")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn patterns_parse() {
+        assert_eq!(Pattern::parse("*"), Pattern::Any);
+        assert_eq!(Pattern::parse("chat:*"), Pattern::Prefix("chat:".into()));
+        assert_eq!(Pattern::parse("joinRoom"), Pattern::Name("joinRoom".into()));
+    }
+}
