@@ -465,7 +465,11 @@ mod tests {
             .on_matching(["*"], Named("bridge-any"));
         assert_eq!(which(&events, "send_message"), Some(0));
         assert_eq!(which(&events, "chat:send"), Some(1));
-        assert_eq!(which(&events, "joinRoom"), Some(1), "one handler for both patterns");
+        assert_eq!(
+            which(&events, "joinRoom"),
+            Some(1),
+            "one handler for both patterns"
+        );
         assert_eq!(
             which(&events, "joinRoomX"),
             Some(3),
