@@ -631,6 +631,71 @@ pub fn parse_chat_content(s: &str) -> Option<(u64, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
+/// Open `n` connections, or none: on any failure the opened ones are closed and the failures
+/// (by code) are the error.
+async fn open_every(
+    name: &str,
+    n: usize,
+    concurrency: usize,
+    c: &Common,
+    opts: impl Fn(usize) -> ConnectOptions,
+    on_item: OnItem,
+) -> Result<super::conn::Opened, String> {
+    let opened = open_many(
+        n,
+        concurrency,
+        c.connected_timeout(),
+        opts,
+        on_item,
+        |_, _| {},
+    )
+    .await;
+    if opened.failures.0.is_empty() {
+        return Ok(opened);
+    }
+    let f = opened.failures.to_json();
+    let failed = opened.failures.total();
+    close_all(
+        opened.conns.into_iter().map(|c| c.client).collect(),
+        CLOSE_LIMIT,
+    )
+    .await;
+    Err(format!("{name}: {failed} of {n} connections failed: {f}"))
+}
+
+/// Count one ack: `{ok:true}` records its latency from `sched`; anything else (a code, no ack
+/// in time, a closed connection) counts under its code.
+fn tally_ack(
+    r: Result<Vec<Value>, Error>,
+    k: u64,
+    sched: Instant,
+    lat: &Latencies,
+    acked: &AtomicU64,
+    errors: &std::sync::Mutex<Codes>,
+) {
+    let code = match r {
+        Ok(args) => match args.first() {
+            Some(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => None,
+            Some(v) => Some(
+                v.get("code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ACK_NOT_OK")
+                    .to_owned(),
+            ),
+            None => Some("ACK_EMPTY".to_owned()),
+        },
+        Err(Error::Timeout(_)) => Some("ACK_TIMEOUT".to_owned()),
+        Err(e) => Some(error_code(&e)),
+    };
+    match code {
+        None => {
+            lat.record(k as usize, Instant::now().saturating_duration_since(sched));
+            acked.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(code) => errors.lock().unwrap().add(code),
+    }
+}
+
 pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String> {
     if a.pairs == 0 || a.rate <= 0.0 {
         return Err("chat needs --pairs > 0 and --rate > 0".into());
@@ -679,27 +744,15 @@ pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String
         })
     };
     progress!("chat: opening {n} connections ({} pairs)", a.pairs);
-    let opened = open_many(
+    let opened = open_every(
+        "chat",
         n,
         a.concurrency,
-        c.connected_timeout(),
+        c,
         opts_for(c, sessions.clone(), ips.clone()),
         on_item,
-        |_, _| {},
     )
-    .await;
-    if !opened.failures.0.is_empty() {
-        let f = opened.failures.to_json();
-        close_all(
-            opened.conns.into_iter().map(|c| c.client).collect(),
-            CLOSE_LIMIT,
-        )
-        .await;
-        return Err(format!(
-            "chat: {} of {n} connections failed: {f}",
-            opened.failures.total()
-        ));
-    }
+    .await?;
     let emitters: Vec<_> = opened.conns.iter().map(|c| c.client.emitter()).collect();
     let total = (a.rate * a.secs).floor() as u64;
     progress!(
@@ -747,27 +800,7 @@ pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String
         tokio::spawn(async move {
             let (ack_lat, errors, acked, outstanding) = (ack_lat2, errors2, acked2, outstanding2);
             let r = em.emit_with_ack("send_message", body, ack_timeout).await;
-            let code = match r {
-                Ok(args) => match args.first() {
-                    Some(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => None,
-                    Some(v) => Some(
-                        v.get("code")
-                            .and_then(Value::as_str)
-                            .unwrap_or("ACK_NOT_OK")
-                            .to_owned(),
-                    ),
-                    None => Some("ACK_EMPTY".to_owned()),
-                },
-                Err(Error::Timeout(_)) => Some("ACK_TIMEOUT".to_owned()),
-                Err(e) => Some(error_code(&e)),
-            };
-            match code {
-                None => {
-                    ack_lat.record(k as usize, Instant::now().saturating_duration_since(sched));
-                    acked.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(code) => errors.lock().unwrap().add(code),
-            }
+            tally_ack(r, k, sched, &ack_lat, &acked, &errors);
             outstanding.fetch_sub(1, Ordering::Relaxed);
         });
         if k > 0 && k % (a.rate.max(1.0) as u64 * 5) == 0 {
@@ -1227,27 +1260,15 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
         })
     };
     progress!("bridge: opening {n} connections");
-    let opened = open_many(
+    let opened = open_every(
+        "bridge",
         n,
         a.concurrency,
-        c.connected_timeout(),
+        c,
         opts_for(c, sessions.clone(), ips.clone()),
         on_item,
-        |_, _| {},
     )
-    .await;
-    if !opened.failures.0.is_empty() {
-        let f = opened.failures.to_json();
-        close_all(
-            opened.conns.into_iter().map(|c| c.client).collect(),
-            CLOSE_LIMIT,
-        )
-        .await;
-        return Err(format!(
-            "bridge: {} of {n} connections failed: {f}",
-            opened.failures.total()
-        ));
-    }
+    .await?;
     let emitters: Vec<_> = opened.conns.iter().map(|c| c.client.emitter()).collect();
     let total = (a.rate * a.secs).floor() as u64;
     progress!(
@@ -1280,27 +1301,8 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
         );
         out.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let code = match em.emit_with_ack(&event, data, ack_timeout).await {
-                Ok(args) => match args.first() {
-                    Some(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => None,
-                    Some(v) => Some(
-                        v.get("code")
-                            .and_then(Value::as_str)
-                            .unwrap_or("ACK_NOT_OK")
-                            .to_owned(),
-                    ),
-                    None => Some("ACK_EMPTY".to_owned()),
-                },
-                Err(Error::Timeout(_)) => Some("ACK_TIMEOUT".to_owned()),
-                Err(e) => Some(error_code(&e)),
-            };
-            match code {
-                None => {
-                    lat.record(k as usize, Instant::now().saturating_duration_since(sched));
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(code) => errs.lock().unwrap().add(code),
-            }
+            let r = em.emit_with_ack(&event, data, ack_timeout).await;
+            tally_ack(r, k, sched, &lat, &ok, &errs);
             out.fetch_sub(1, Ordering::Relaxed);
         });
     })
