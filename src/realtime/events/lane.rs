@@ -60,9 +60,12 @@ impl<A: Adapter> FromMessageParts<A> for Turn {
         if !events.get(&name).is_some_and(|h| h.ordered()) {
             return Ok(Turn::Free);
         }
-        let Some(LaneRef(lane)) = s.extensions.get::<LaneRef>() else {
-            return Ok(Turn::Free);
-        };
+        // Made on a socket's first ordered event, so sockets that never send one pay nothing.
+        let LaneRef(lane) = s.extensions.get::<LaneRef>().unwrap_or_else(|| {
+            let lane = LaneRef::default();
+            s.extensions.insert(lane.clone());
+            lane
+        });
         let issued = lane.issued.load(Ordering::Acquire);
         let waiting = issued - lane.done.load(Ordering::Acquire);
         if waiting >= u64::from(events.queue_bound()) {
@@ -98,9 +101,4 @@ impl Drop for Finished {
         self.0.done.fetch_add(1, Ordering::AcqRel);
         self.0.turn.notify_waiters();
     }
-}
-
-/// Give a newly connected socket its lane.
-pub fn open<A: Adapter>(s: &Socket<A>) {
-    s.extensions.insert(LaneRef::default());
 }

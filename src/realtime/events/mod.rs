@@ -268,7 +268,6 @@ impl<'de> Deserialize<'de> for Args {
 
 /// Registered once per authenticated socket.
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
-    lane::open(s);
     s.on_fallback(dispatch::<A>);
 }
 
