@@ -17,7 +17,7 @@ SECS=${3:-60}
 IM_BIN=$ROOT/target/$PROFILE/im-server
 LG_BIN=$ROOT/target/$PROFILE/loadgen
 for b in "$IM_BIN" "$LG_BIN"; do
-    [[ -x $b ]] || { echo "missing $b: cargo build ${PROFILE/debug/} -p im-server -p loadgen" >&2; exit 2; }
+    [[ -x $b ]] || { echo "missing $b: cargo build $([[ $PROFILE == release ]] && echo --release) -p im-server --bin im-server; cargo build $([[ $PROFILE == release ]] && echo --release) -p loadgen" >&2; exit 2; }
 done
 WORK=$(mktemp -d /tmp/im-bench-bridge.XXXXXX)
 SECRET=bench-bridge-secret-0123456789abcdef
