@@ -53,7 +53,7 @@ impl EventHandler for Shout {
             rooms: vec![room.to_string()],
             ..Targets::default()
         };
-        let from = ctx.session.session.user.id;
+        let from = &ctx.session.session.user.id;
         let p = Publication::new(
             "room:shouted",
             json!({ "from": from, "text": text }),
@@ -92,7 +92,7 @@ impl Lifecycle for Lobby {
         })
     }
     async fn on_disconnect(&self, gone: Departure) {
-        tracing::info!(user_id = gone.user.id, reason = %gone.reason, "left the lobby");
+        tracing::info!(user_id = %gone.user.id, reason = %gone.reason, "left the lobby");
     }
 }
 

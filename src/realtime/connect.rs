@@ -223,5 +223,7 @@ fn socketio_reason(reason: DisconnectReason) -> &'static str {
         DisconnectReason::ClientNSDisconnect => "client namespace disconnect",
         DisconnectReason::ServerNSDisconnect => "server namespace disconnect",
         DisconnectReason::ClosingServer => "server shutting down",
+        // Node has no such reason: its nearest is the transport giving up.
+        DisconnectReason::SlowConsumer => "transport error",
     }
 }

@@ -165,6 +165,7 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
     for (const m of missed) assert.match(await page.textContent(`#messages .msg[data-id="${m.id}"]`), new RegExp(m.content));
     assert.equal(Number(await page.inputValue("#sync-after")), missed[1].id);
     await shot(page, "flow-06-synced", "#card-messages");
+  });
 
   step("the Emit any event card sends a bridged event with JSON arguments and shows the backend's ack", async () => {
     await page.fill("#emit-event", "echo");
