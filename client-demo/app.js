@@ -25,6 +25,7 @@
     RATE_LIMITED: "Too many failed logins for this username or address; wait a while before trying again.",
     BAD_REQUEST: "The request or event payload has a missing or wrong field (the message names it), or the event is unknown.",
     FORBIDDEN: "You are authenticated but not allowed to do this (e.g. a wrong X-Api-Key, or inspecting another user's token).",
+    BACKEND_UNAVAILABLE: "The app's backend behind the bridge did not answer in time, or answered 5xx / not JSON. Check that it runs at bridge.url; the server log has one line per failed call.",
     ALREADY_LOGGED_IN: "This user already has a live session and auth.login_policy = reject_new; log out the other session first.",
     INTERNAL: "An unexpected server error; the server's log has the details."
   };
@@ -796,13 +797,18 @@
 
   // Emit with ack, logging both sides (tokens redacted).
   function emitAck(event, payload, resultBox, onAck) {
+    emitArgsAck(event, [payload], resultBox, onAck);
+  }
+  // The same with any number of arguments (the "Emit any event" card).
+  function emitArgsAck(event, args, resultBox, onAck) {
     if (!socket || !socket.connected) {
       showResult(resultBox, "err", "Not connected — press Connect (card 4) first.");
       log(event, "local", "not sent: socket not connected", { level: "warn", label: "skipped" });
       return;
     }
-    log(event, "out", payload, { label: "emit (with ack)" });
-    socket.timeout(10000).emit(event, payload, function (err, ack) {
+    log(event, "out", args.length === 1 ? args[0] : args, { label: "emit (with ack)" });
+    var t = socket.timeout(10000);
+    t.emit.apply(t, [event].concat(args, [function (err, ack) {
       if (err) {
         log("ack", "in", "no ack for " + event + " within 10 s", { level: "err", label: event });
         showResult(resultBox, "err", "No ack within 10 s for " + event);
@@ -815,8 +821,27 @@
         showResult(resultBox, "err", (ack.code || "error") + (ack.message ? ": " + ack.message : ""), CODES[ack.code] ? el("div", { className: "ev-explain", text: CODES[ack.code] }) : null);
       }
       if (onAck) onAck(ack, bad);
+    }]));
+  }
+
+  function emitAny() {
+    var event = $("emit-event").value.trim();
+    var text = $("emit-args").value.trim();
+    if (!event) { showResult($("emit-result"), "err", "Enter an event name, e.g. chat:send."); return; }
+    var args;
+    try {
+      args = text ? JSON.parse(text) : [];
+    } catch (e) {
+      showResult($("emit-result"), "err", "Arguments are not JSON: " + e.message);
+      return;
+    }
+    if (!Array.isArray(args)) args = [args];
+    emitArgsAck(event, args, $("emit-result"), function (ack, bad) {
+      if (!bad) showResult($("emit-result"), "ok", "ack: " + compact(ack));
     });
   }
+  $("emit-btn").addEventListener("click", emitAny);
+  $("emit-args").addEventListener("keydown", function (e) { if (e.key === "Enter") emitAny(); });
 
   // ---------------------------------------------------------------------------
   // 5. Messages

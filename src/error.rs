@@ -53,12 +53,14 @@ pub enum ErrorCode {
     Forbidden,
     /// `login_policy = reject_new` and the user already has a live token.
     AlreadyLoggedIn,
+    /// The app's backend behind the bridge (§10) did not answer in time, or answered 5xx / not JSON.
+    BackendUnavailable,
     /// Anything unexpected; details are in the server log.
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
         ErrorCode::TokenInvalidSignature,
@@ -79,6 +81,7 @@ impl ErrorCode {
         ErrorCode::BadRequest,
         ErrorCode::Forbidden,
         ErrorCode::AlreadyLoggedIn,
+        ErrorCode::BackendUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -104,6 +107,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::AlreadyLoggedIn => "ALREADY_LOGGED_IN",
+            ErrorCode::BackendUnavailable => "BACKEND_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -130,6 +134,7 @@ impl ErrorCode {
             ErrorCode::ConnectionLimit => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::AlreadyLoggedIn => StatusCode::CONFLICT,
+            ErrorCode::BackendUnavailable => StatusCode::BAD_GATEWAY,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -194,13 +199,20 @@ impl ErrorCode {
                 "This user is already logged in elsewhere and login_policy is reject_new. Log out \
                  there first."
             }
+            ErrorCode::BackendUnavailable => {
+                "The app's backend did not answer (unreachable, too slow, or an error). Retry \
+                 shortly; the server log has the call's status and time."
+            }
             ErrorCode::Internal => "Something went wrong on the server. The log has details.",
         }
     }
 
     /// Expected failures (a client's mistake) log at info; the rest at error.
     pub fn is_server_fault(self) -> bool {
-        matches!(self, ErrorCode::Internal | ErrorCode::AuthUnavailable)
+        matches!(
+            self,
+            ErrorCode::Internal | ErrorCode::AuthUnavailable | ErrorCode::BackendUnavailable
+        )
     }
 }
 

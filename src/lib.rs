@@ -18,6 +18,8 @@
 //! - [`state`]: [`state::AppState`], what every handler shares (never the hub).
 //! - [`realtime`]: `/im` handshake middleware, the [`realtime::events::Events`] registry, the
 //!   one emit path, kicks, expiry timers; [`realtime::Hub`] is how HTTP reaches sockets.
+//! - [`bridge`]: the app's own events, forwarded to its backend over signed HTTP (contract §10):
+//!   one [`realtime::events::EventHandler`] + [`realtime::events::Lifecycle`] in the registry.
 //! - [`http`]: the JSON API, one `router()` per module, over `HttpState { app, hub }`.
 //! - [`login`]: `POST /auth/login`'s decision; [`users`]: creation, seeding, who is online.
 //! - [`chat`]: direct messages (validate, store, history); [`presence`]: who is online, local or
@@ -29,14 +31,16 @@
 //! - [`ids`] (a [`ids::UserId`] keeps its store's JSON type), [`db`], [`metrics`], [`telemetry`], [`clock`], [`shutdown`]: small shared parts.
 //!
 //! # What points where (no cycles)
-//! `cli → {startup, doctor} → {http, realtime} → {login, users} → state → chat → auth → limits →
-//! presence → {net, db, metrics, ids, clock} → {config, error}` (checked by the module graph having
-//! no cycle: `config` knows no feature module, `realtime::admin` lives under `realtime`). `auth` never sees `state`, `realtime` or
+//! `cli → {startup, doctor} → {http, bridge → realtime} → {login, users} → state → chat → auth →
+//! limits → presence → {net, db, metrics, ids, clock} → {config, error}` (checked by the module
+//! graph having no cycle: `config` knows no feature module, `realtime::admin` lives under
+//! `realtime`). `auth` never sees `state`, `realtime` or
 //! `http`: revocation reaches sockets through the [`auth::revoke::SocketKicker`] trait that the
 //! hub implements, and a diagnosis is handed the live sockets by its caller. `realtime` never
 //! calls `http`; `presence` knows nothing of socketioxide.
 
 pub mod auth;
+pub mod bridge;
 pub mod chat;
 pub mod cli;
 pub mod clock;

@@ -20,6 +20,8 @@ pub struct Metrics {
     kicks: IntCounterVec,
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
+    bridge_requests: IntCounterVec,
+    bridge_seconds: HistogramVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -92,6 +94,23 @@ impl Metrics {
             &["route"],
         )
         .unwrap();
+        let bridge_requests = IntCounterVec::new(
+            Opts::new(
+                "im_bridge_requests_total",
+                "Calls to the app's backend by type (event, connect, disconnect) and result",
+            ),
+            &["type", "result"],
+        )
+        .unwrap();
+        let bridge_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "im_bridge_duration_seconds",
+                "Time of one call to the app's backend, by type",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["type"],
+        )
+        .unwrap();
         let build = IntGaugeVec::new(
             Opts::new("im_build_info", "Build information"),
             &["version"],
@@ -108,6 +127,8 @@ impl Metrics {
             Box::new(kicks.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_seconds.clone()),
+            Box::new(bridge_requests.clone()),
+            Box::new(bridge_seconds.clone()),
             Box::new(build),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -123,6 +144,8 @@ impl Metrics {
             kicks,
             http_requests,
             http_seconds,
+            bridge_requests,
+            bridge_seconds,
         }
     }
 
@@ -151,6 +174,16 @@ impl Metrics {
             .inc();
         self.http_seconds
             .with_label_values(&[route])
+            .observe(took.as_secs_f64());
+    }
+
+    /// One call to the app's backend: `result` is `ok` or the code the client got.
+    pub fn bridge(&self, kind: &str, result: &str, took: Duration) {
+        self.bridge_requests
+            .with_label_values(&[kind, result])
+            .inc();
+        self.bridge_seconds
+            .with_label_values(&[kind])
             .observe(took.as_secs_f64());
     }
 

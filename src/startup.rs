@@ -112,7 +112,14 @@ impl Application {
             node_id,
             dummy_hash,
         });
-        let events = Events::builtin().merge(events);
+        let mut events = Events::builtin().merge(events);
+        if let Some(bridge) = crate::bridge::Bridge::from_settings(
+            &state.settings().bridge,
+            state.node_id(),
+            state.metrics(),
+        )? {
+            events = bridge.register(events);
+        }
         let adapter_err =
             |e: anyhow::Error| ConfigError::new("redis.url", format!("Socket.IO adapter: {e:#}"));
         let (router, hub) = match redis_client {

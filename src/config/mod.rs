@@ -178,6 +178,7 @@ pub struct Settings {
     /// `[external]` (contract §9): the backend's own token and user tables.
     #[serde(default)]
     pub external: ExternalSettings,
+    pub bridge: BridgeSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -273,6 +274,23 @@ pub struct SocketIoSettings {
     pub slow_consumer_timeout_ms: u64,
 }
 
+/// `[bridge]` (contract §10): client events forwarded to the app's backend over signed HTTP.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BridgeSettings {
+    /// Where every call is POSTed; unset = bridge off (unknown events get BAD_REQUEST).
+    pub url: Option<String>,
+    /// `"*"` (every event not built in), names, or prefixes like `"chat:*"`.
+    #[serde(deserialize_with = "string_list")]
+    pub events: Vec<String>,
+    pub timeout_ms: u64,
+    /// The HMAC-SHA256 key of `X-Im-Signature`; required with a url in production.
+    pub secret: Option<Secret>,
+    pub on_connect: bool,
+    pub on_disconnect: bool,
+    /// Events of one socket waiting for the backend at most; beyond, the ack is RATE_LIMITED.
+    pub queue_per_socket: u32,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogSettings {
     /// An `EnvFilter` directive; `RUST_LOG` overrides it.
@@ -344,6 +362,15 @@ impl Default for Settings {
             },
             admin: admin::AdminSettings::default(),
             external: ExternalSettings::default(),
+            bridge: BridgeSettings {
+                url: None,
+                events: vec!["*".into()],
+                timeout_ms: 5000,
+                secret: None,
+                on_connect: false,
+                on_disconnect: false,
+                queue_per_socket: 64,
+            },
         }
     }
 }

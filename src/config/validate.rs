@@ -134,6 +134,7 @@ impl Settings {
                 "must name the claim holding the user id, e.g. \"sub\" or \"userId\"",
             ));
         }
+        self.validate_bridge()?;
         if self.socketio.ping_interval_ms == 0 || self.socketio.ping_timeout_ms == 0 {
             return Err(ConfigError::new(
                 "socketio.ping_interval_ms",
@@ -186,6 +187,52 @@ impl Settings {
         optional_identifier("external.users.display_name", &u.display_name)?;
         optional_identifier("external.users.user_type", &u.user_type)?;
         optional_identifier("external.users.active", &u.active)?;
+        Ok(())
+    }
+
+    fn validate_bridge(&self) -> Result<(), ConfigError> {
+        let b = &self.bridge;
+        let Some(url) = &b.url else { return Ok(()) };
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(ConfigError::new(
+                    "bridge.url",
+                    format!("{url:?} is not an http(s) URL, e.g. http://127.0.0.1:4000/im/bridge"),
+                ));
+            }
+        }
+        if self.is_production() && b.secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+            return Err(ConfigError::new(
+                "bridge.secret",
+                "the production profile signs every bridge call; set bridge.secret \
+                 (IM_BRIDGE__SECRET) to the key the app's backend verifies X-Im-Signature with",
+            ));
+        }
+        if b.events.is_empty() {
+            return Err(ConfigError::new(
+                "bridge.events",
+                "name at least one event: [\"*\"], names, or prefixes like \"chat:*\"",
+            ));
+        }
+        for e in &b.events {
+            let star = e.find('*');
+            if e.is_empty() || star.is_some_and(|i| i != e.len() - 1) {
+                return Err(ConfigError::new(
+                    "bridge.events",
+                    format!("{e:?}: use \"*\", an event name, or a prefix ending in \"*\""),
+                ));
+            }
+        }
+        if b.timeout_ms == 0 {
+            return Err(ConfigError::new("bridge.timeout_ms", "must be above 0"));
+        }
+        if b.queue_per_socket == 0 {
+            return Err(ConfigError::new(
+                "bridge.queue_per_socket",
+                "must be above 0",
+            ));
+        }
         Ok(())
     }
 

@@ -13,42 +13,20 @@ use super::HttpState;
 use super::extract::{ApiJson, ApiKey};
 use super::reply::Reply;
 use crate::error::AppError;
-use crate::realtime::{Hub, Target, rooms};
+use crate::realtime::Hub;
+use crate::realtime::emit::{Publication, Targets};
 
 pub fn router() -> Router<HttpState> {
     Router::new().route("/api/publish", post(publish))
 }
-
-/// Names the client library or our own protocol give a meaning; a publish must not forge them.
-const RESERVED: &[&str] = &[
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "error",
-    "connected",
-    "message",
-    "presence",
-    "token_expiring",
-    "newListener",
-    "removeListener",
-    "ping",
-    "pong",
-];
 
 #[derive(Deserialize)]
 struct PublishBody {
     event: String,
     #[serde(default)]
     data: Value,
-    #[serde(default)]
-    to_users: Vec<crate::ids::UserId>,
-    #[serde(default)]
-    rooms: Vec<String>,
-    #[serde(default)]
-    user_type: Option<String>,
-    #[serde(default)]
-    broadcast: bool,
+    #[serde(flatten)]
+    targets: Targets,
 }
 
 async fn publish(
@@ -56,34 +34,10 @@ async fn publish(
     _key: ApiKey,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> Result<Reply<Value>, AppError> {
-    let event = body.event.trim();
-    if event.is_empty() || event.len() > 128 {
-        return Err(AppError::bad_request(
-            "event must be a name of 1 to 128 characters",
-        ));
-    }
-    if RESERVED.contains(&event) {
-        return Err(AppError::bad_request(format!(
-            "event {event:?} is reserved; pick an application event name"
-        )));
-    }
-    let target = if body.broadcast {
-        Target::Everyone
-    } else {
-        let mut targets: Vec<String> = body.to_users.iter().map(rooms::user).collect();
-        targets.extend(body.rooms.iter().filter(|r| !r.is_empty()).cloned());
-        if let Some(t) = body.user_type.as_deref().filter(|t| !t.is_empty()) {
-            targets.push(rooms::user_type(t));
-        }
-        if targets.is_empty() {
-            return Err(AppError::bad_request(
-                "no target: give to_users, rooms, user_type, or broadcast: true",
-            ));
-        }
-        Target::Rooms(targets)
-    };
+    let p = Publication::new(&body.event, body.data, &body.targets, false)
+        .map_err(AppError::bad_request)?;
     let delivered = hub
-        .publish(target, event.to_string(), body.data)
+        .publish(p)
         .await
         .map_err(|e| AppError::internal(anyhow::anyhow!("publish failed: {e}")))?;
     Ok(Reply::ok(

@@ -13,6 +13,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
+use super::events::Admission;
 use super::expiry::ExpiryHandle;
 use super::{SocketSession, emit, events, rooms};
 use crate::auth::authenticator::Admitted;
@@ -26,7 +27,7 @@ use crate::state::AppState;
 /// Outcome of the middleware, handed to `on_connect` through the socket's extensions.
 #[derive(Clone)]
 enum Handshake {
-    Accepted(Box<Admitted>),
+    Accepted(Box<Admitted>, Admission),
     Rejected(Value),
 }
 
@@ -41,6 +42,7 @@ pub async fn handshake<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
+    State(events): State<events::Events>,
 ) -> Result<(), AppError> {
     let payload = auth.ok();
     let req = AuthRequest {
@@ -50,9 +52,14 @@ pub async fn handshake<A: Adapter>(
         parts: s.req_parts(),
         auth_payload: payload.as_ref(),
     };
-    match state.auth().admit(&req).await {
-        Ok(admitted) => {
-            s.extensions.insert(Handshake::Accepted(Box::new(admitted)));
+    let verdict = match state.auth().admit(&req).await {
+        Ok(admitted) => admit(&s, &state, &events, &req, admitted).await,
+        Err(e) => Err(e),
+    };
+    match verdict {
+        Ok((admitted, admission)) => {
+            s.extensions
+                .insert(Handshake::Accepted(Box::new(admitted), admission));
             Ok(())
         }
         Err(e) if state.settings().auth.failure_mode == FailureMode::Strict => Err(e),
@@ -63,13 +70,38 @@ pub async fn handshake<A: Adapter>(
     }
 }
 
+/// Ask the lifecycle hooks (the bridge's `on_connect`) about an authenticated socket; their
+/// refusal is handled like a failed authentication.
+async fn admit<A: Adapter>(
+    s: &SocketRef<A>,
+    state: &AppState,
+    events: &events::Events,
+    req: &AuthRequest<'_>,
+    admitted: Admitted,
+) -> Result<(Admitted, Admission), AppError> {
+    let Some(hooks) = events.hooks() else {
+        return Ok((admitted, Admission::default()));
+    };
+    // A refusal drops `admitted`, and with it the connection's place (limits).
+    let ctx = events::ConnectCtx {
+        state,
+        parts: req.parts,
+        session: &admitted.session,
+        socket_id: &s.id.to_string(),
+        transport: req.transport,
+        auth: req.auth_payload,
+    };
+    let admission = hooks.on_connect(ctx).await?;
+    Ok((admitted, admission))
+}
+
 pub async fn on_connect<A: Adapter>(
     s: SocketRef<A>,
     State(state): State<AppState>,
     State(expiry): State<ExpiryHandle>,
 ) {
-    let Admitted { session, slot } = match s.extensions.remove::<Handshake>() {
-        Some(Handshake::Accepted(admitted)) => *admitted,
+    let (Admitted { session, slot }, admission) = match s.extensions.remove::<Handshake>() {
+        Some(Handshake::Accepted(admitted, admission)) => (*admitted, admission),
         Some(Handshake::Rejected(event)) => {
             let _ = s.emit("error", &event);
             state.metrics().event_out("error");
@@ -95,6 +127,7 @@ pub async fn on_connect<A: Adapter>(
         rooms::user_type(&session.user.user_type),
         rooms::token(&session.token_hash),
     ]);
+    s.join(rooms::app_rooms(admission.join));
     expiry.schedule(s.id, session.expires_at);
     if let Some(token_id) = session.token_id {
         state.auth().store().touch(token_id);
@@ -105,7 +138,7 @@ pub async fn on_connect<A: Adapter>(
         .inspect_err(|e| tracing::warn!(error = %e, "lastMessageId lookup failed"))
         .ok()
         .flatten();
-    let connected = serde_json::json!({
+    let mut connected = serde_json::json!({
         "userId": session.user.id,
         "username": session.user.username,
         "userType": session.user.user_type,
@@ -115,6 +148,9 @@ pub async fn on_connect<A: Adapter>(
         "serverTime": crate::clock::now_iso(),
         "lastMessageId": last_message_id,
     });
+    if let Some(app) = admission.app {
+        connected["app"] = app;
+    }
     let ss = SocketSession { session, info };
     let entry = ss.presence_entry();
     s.extensions.insert(ss);
@@ -142,6 +178,7 @@ async fn on_disconnect<A: Adapter>(
     reason: DisconnectReason,
     State(state): State<AppState>,
     State(expiry): State<ExpiryHandle>,
+    State(events): State<events::Events>,
 ) {
     expiry.cancel(s.id);
     state.metrics().connections.dec();
@@ -156,6 +193,14 @@ async fn on_disconnect<A: Adapter>(
         tracing::warn!(sid = %s.id, user_id = %ss.session.user.id, "SLOW_CONSUMER: its outgoing queue stayed full; disconnected");
         state.metrics().kick("SLOW_CONSUMER", 1);
     }
+    if let Some(hooks) = events.hooks().cloned() {
+        let gone = events::Departure {
+            user: ss.session.user.clone(),
+            socket_id: s.id.to_string(),
+            reason: socketio_reason(reason).to_string(),
+        };
+        tokio::spawn(async move { hooks.on_disconnect(gone).await });
+    }
     let entry = ss.presence_entry();
     match state.presence().socket_down(&entry).await {
         Ok(true) => {
@@ -163,5 +208,22 @@ async fn on_disconnect<A: Adapter>(
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "presence: could not forget a socket"),
+    }
+}
+
+/// The reason as Node's socket.io names it (what a NestJS `handleDisconnect` saw).
+fn socketio_reason(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::TransportClose => "transport close",
+        DisconnectReason::MultipleHttpPollingError | DisconnectReason::PacketParsingError => {
+            "parse error"
+        }
+        DisconnectReason::TransportError => "transport error",
+        DisconnectReason::HeartbeatTimeout => "ping timeout",
+        DisconnectReason::ClientNSDisconnect => "client namespace disconnect",
+        DisconnectReason::ServerNSDisconnect => "server namespace disconnect",
+        DisconnectReason::ClosingServer => "server shutting down",
+        // Node has no such reason: its nearest is the transport giving up.
+        DisconnectReason::SlowConsumer => "transport error",
     }
 }

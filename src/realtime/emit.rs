@@ -1,9 +1,11 @@
 //! The one emit path for server-sent events on `/im`: `/api/publish`, `message` deliveries,
-//! `presence`, kicks and (next) the bridge's replies all go through [`emit`], which reaches
+//! `presence`, kicks and the bridge's replies all go through [`emit`], which reaches
 //! every node through the adapter, counts `im_events_total{direction="out"}` and logs a
-//! failure once, with the event name (never the payload).
+//! failure once, with the event name (never the payload). An application's own event
+//! (`/api/publish` or a bridge reply's `emit`) is checked and aimed by [`Publication`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 
@@ -25,6 +27,106 @@ impl Target {
             Target::Everyone => ns,
             Target::Rooms(rooms) => ns.to(rooms),
         }
+    }
+}
+
+/// The operator for an emit on behalf of socket `s` (a bridge reply): `target` on every node,
+/// without `s` when `except_self`; no target at all = `s` alone. `ns` is the whole namespace.
+pub fn from_socket<A: Adapter>(
+    s: &socketioxide::socket::Socket<A>,
+    ns: BroadcastOperators<A>,
+    target: Option<&Target>,
+    except_self: bool,
+) -> BroadcastOperators<A> {
+    match (target, except_self) {
+        (None, _) => s.within(Vec::<String>::new()),
+        (Some(Target::Everyone), false) => ns,
+        (Some(Target::Everyone), true) => s.broadcast(),
+        (Some(Target::Rooms(r)), false) => s.within(r.clone()),
+        (Some(Target::Rooms(r)), true) => s.to(r.clone()),
+    }
+}
+
+/// Names the client library or our own protocol give a meaning; an app event must not forge them.
+const RESERVED: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "error",
+    "connected",
+    "message",
+    "presence",
+    "token_expiring",
+    "newListener",
+    "removeListener",
+    "ping",
+    "pong",
+];
+
+/// The targets of an application event, as `/api/publish` and a bridge reply's `emit` name them.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Targets {
+    #[serde(default)]
+    pub to_users: Vec<crate::ids::UserId>,
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    #[serde(default)]
+    pub user_type: Option<String>,
+    #[serde(default)]
+    pub broadcast: bool,
+}
+
+impl Targets {
+    /// The union of the targets; `None` when none is named.
+    pub fn resolve(&self) -> Option<Target> {
+        if self.broadcast {
+            return Some(Target::Everyone);
+        }
+        let mut rooms: Vec<String> = self.to_users.iter().map(rooms::user).collect();
+        rooms.extend(self.rooms.iter().filter(|r| !r.is_empty()).cloned());
+        if let Some(t) = self.user_type.as_deref().filter(|t| !t.is_empty()) {
+            rooms.push(rooms::user_type(t));
+        }
+        (!rooms.is_empty()).then_some(Target::Rooms(rooms))
+    }
+}
+
+/// An application's event for `/im`, its name checked and its target resolved: what
+/// `/api/publish` and a bridge reply's `emit` both send, through [`emit`].
+pub struct Publication {
+    pub event: String,
+    pub data: Value,
+    /// `None` only when the caller allowed it (a bridge reply: the sender alone).
+    pub target: Option<Target>,
+}
+
+impl Publication {
+    /// `targetless_ok`: no target is allowed (else it is an error).
+    pub fn new(
+        event: &str,
+        data: Value,
+        targets: &Targets,
+        targetless_ok: bool,
+    ) -> Result<Publication, String> {
+        let event = event.trim();
+        if event.is_empty() || event.len() > 128 {
+            return Err("event must be a name of 1 to 128 characters".into());
+        }
+        if RESERVED.contains(&event) {
+            return Err(format!(
+                "event {event:?} is reserved; pick an application event name"
+            ));
+        }
+        let target = targets.resolve();
+        if target.is_none() && !targetless_ok {
+            return Err("no target: give to_users, rooms, user_type, or broadcast: true".into());
+        }
+        Ok(Publication {
+            event: event.to_string(),
+            data,
+            target,
+        })
     }
 }
 

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
-use super::emit::{self, Target};
+use super::emit::{self, Publication};
 use super::{NAMESPACE, connect, redis_driver, rooms};
 use crate::auth::revoke::SocketKicker;
 use crate::error::{AppError, ErrorCode};
@@ -23,12 +22,7 @@ pub trait Hub: SocketKicker + Send + Sync + 'static {
     fn token_sockets(&self, token_hash: String) -> BoxFuture<'static, Vec<SocketInfo>>;
     /// Emit `event` on `/im` to every socket of the target, on every node; returns how many
     /// sockets that was.
-    fn publish(
-        &self,
-        target: Target,
-        event: String,
-        data: Value,
-    ) -> BoxFuture<'static, Result<usize, String>>;
+    fn publish(&self, p: Publication) -> BoxFuture<'static, Result<usize, String>>;
     /// Close every connection (graceful shutdown).
     fn close(&self) -> BoxFuture<'static, ()>;
     /// As a [`SocketKicker`], for [`crate::auth::revoke::revoke`].
@@ -192,17 +186,15 @@ impl<A: Adapter> Hub for SocketHub<A> {
         })
     }
 
-    fn publish(
-        &self,
-        target: Target,
-        event: String,
-        data: Value,
-    ) -> BoxFuture<'static, Result<usize, String>> {
+    fn publish(&self, p: Publication) -> BoxFuture<'static, Result<usize, String>> {
         let io = self.io.clone();
         let state = self.state.clone();
         Box::pin(async move {
             let ns = io.of(NAMESPACE).ok_or("namespace /im is not registered")?;
-            emit::emit_counted(target.on(ns), &event, &data, state.metrics()).await
+            let Some(target) = p.target else {
+                return Err("a publication needs a target".into());
+            };
+            emit::emit_counted(target.on(ns), &p.event, &p.data, state.metrics()).await
         })
     }
 

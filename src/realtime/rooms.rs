@@ -19,3 +19,25 @@ pub fn token(token_hash: &str) -> String {
 pub fn presence(user_id: &UserId) -> String {
     format!("presence:{user_id}")
 }
+
+/// Rooms only the server puts sockets in: an app (bridge reply, `on_connect`) may not join or
+/// leave them (`user:` and `type:` address users; `token:` is how logout reaches a socket).
+pub fn reserved(room: &str) -> bool {
+    ["user:", "type:", "token:"]
+        .iter()
+        .any(|p| room.starts_with(p))
+}
+
+/// `rooms` without the reserved ones (each dropped one logged): what an app may join or leave.
+pub fn app_rooms(rooms: Vec<String>) -> Vec<String> {
+    rooms
+        .into_iter()
+        .filter(|r| {
+            let ok = !r.is_empty() && !reserved(r);
+            if !ok {
+                tracing::warn!(room = %r.chars().take(64).collect::<String>(), "ignoring a reserved room name from the app");
+            }
+            ok
+        })
+        .collect()
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use im_server::config::{Secret, Settings};
+use im_server::realtime::events::Events;
 use im_server::startup::Application;
 use im_server::state::AppState;
 use loadgen::sio::{Client, ConnectOptions, Incoming};
@@ -52,8 +53,17 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 pub async fn spawn_settings(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    spawn_with_events(settings, dir, Events::default()).await
+}
+
+/// A server with `events` besides the built-in ones (what an embedding crate does).
+pub async fn spawn_with_events(
+    settings: Settings,
+    dir: tempfile::TempDir,
+    events: Events,
+) -> TestApp {
     init_logs();
-    let app = Application::build(settings)
+    let app = Application::build_with_events(settings, events)
         .await
         .expect("application builds");
     let addr = app.local_addr();

@@ -11,6 +11,7 @@ mod debug_transport;
 mod delivery;
 mod diagnose;
 mod doctor;
+mod embedding;
 mod external;
 mod fuzz;
 mod handshake;

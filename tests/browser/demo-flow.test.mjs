@@ -18,11 +18,13 @@ import {
   nextEvent,
   within,
 } from "./lib.mjs";
+import { startBackend } from "../js/bridge-backend.mjs";
 
 const STEP_MS = 60_000;
 
 describe("client-demo, same origin", { timeout: 240_000 }, () => {
   let server;
+  let backend; // the app's backend behind the bridge (verifies every signature)
   let browser;
   let page;
   let kefu; // socket.io-client socket of kefu1
@@ -33,7 +35,8 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
   const step = stepper("flow", () => ({ page, servers: [server], browser }), STEP_MS);
 
   before(async () => {
-    server = await startServer();
+    backend = await startBackend({ secret: "browser-bridge-secret-0123456789" });
+    server = await startServer({ IM_BRIDGE__URL: backend.url, IM_BRIDGE__SECRET: "browser-bridge-secret-0123456789" });
     browser = await launchBrowser();
     page = browser.page;
   });
@@ -46,6 +49,7 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
     }
     await browser?.close();
     await server?.stop();
+    await backend?.close();
   });
 
   step("the page loads from the server with the vendored socket.io-client", async () => {
@@ -161,6 +165,24 @@ describe("client-demo, same origin", { timeout: 240_000 }, () => {
     for (const m of missed) assert.match(await page.textContent(`#messages .msg[data-id="${m.id}"]`), new RegExp(m.content));
     assert.equal(Number(await page.inputValue("#sync-after")), missed[1].id);
     await shot(page, "flow-06-synced", "#card-messages");
+  });
+
+  step("the Emit any event card sends a bridged event with JSON arguments and shows the backend's ack", async () => {
+    await page.fill("#emit-event", "echo");
+    await page.fill("#emit-args", '[{"room":"r1"},"two"]');
+    await page.click("#emit-btn");
+    await page.waitForFunction(() => /ack: /.test(document.querySelector("#emit-result").textContent));
+    const shown = await page.textContent("#emit-result");
+    assert.match(shown, /"ok": true/);
+    assert.match(shown, /"args": \[\{"room": "r1"\}, "two"\]|"room": "r1"/);
+    const call = backend.calls.findLast((c) => c.event === "echo");
+    assert.deepEqual(call.body.args, [{ room: "r1" }, "two"]);
+    assert.equal(call.body.user.id, ADMIN.id);
+    assert.equal(call.signatureOk, true);
+    await page.fill("#emit-args", "[not json");
+    await page.click("#emit-btn");
+    await page.waitForFunction(() => /not JSON/.test(document.querySelector("#emit-result").textContent));
+    await shot(page, "flow-05b-emit-any", "#card-emit");
   });
 
   step("log out → event log shows error TOKEN_REVOKED, then the server's disconnect", async () => {

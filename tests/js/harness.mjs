@@ -6,6 +6,7 @@ import { createHmac } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
+import { createServer as createTcpServer } from "node:net";
 import { io as ioV4 } from "socket.io-client";
 import { http, startImServer } from "../lib/server.mjs";
 
@@ -282,4 +283,16 @@ export async function eventually(fn, ms = 5000, what = "condition") {
     if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** A loopback TCP port nothing listens on (bound, then closed). */
+export function free() {
+  return new Promise((res, rej) => {
+    const srv = createTcpServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
 }

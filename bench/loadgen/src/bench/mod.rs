@@ -36,6 +36,8 @@ pub enum Scenario {
     Chat(scenarios::ChatArgs),
     /// Connect N, wait for a server restart, reconnect all with socket.io-client backoff: time to recover.
     Storm(scenarios::StormArgs),
+    /// P sockets emit a bridged event with acks at rate R against a local backend: ack latency minus the backend's own time, RSS over the run.
+    Bridge(scenarios::BridgeArgs),
 }
 
 impl Scenario {
@@ -47,6 +49,7 @@ impl Scenario {
             Scenario::Slow(_) => "slow",
             Scenario::Chat(_) => "chat",
             Scenario::Storm(_) => "storm",
+            Scenario::Bridge(_) => "bridge",
         }
     }
 }
@@ -63,5 +66,6 @@ pub async fn run(cli: &Cli) -> Result<Value, String> {
         Scenario::Slow(a) => scenarios::slow(c, a, nofile).await,
         Scenario::Chat(a) => scenarios::chat(c, a, nofile).await,
         Scenario::Storm(a) => scenarios::storm(c, a, nofile).await,
+        Scenario::Bridge(a) => scenarios::bridge(c, a, nofile).await,
     }
 }

@@ -631,6 +631,71 @@ pub fn parse_chat_content(s: &str) -> Option<(u64, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
+/// Open `n` connections, or none: on any failure the opened ones are closed and the failures
+/// (by code) are the error.
+async fn open_every(
+    name: &str,
+    n: usize,
+    concurrency: usize,
+    c: &Common,
+    opts: impl Fn(usize) -> ConnectOptions,
+    on_item: OnItem,
+) -> Result<super::conn::Opened, String> {
+    let opened = open_many(
+        n,
+        concurrency,
+        c.connected_timeout(),
+        opts,
+        on_item,
+        |_, _| {},
+    )
+    .await;
+    if opened.failures.0.is_empty() {
+        return Ok(opened);
+    }
+    let f = opened.failures.to_json();
+    let failed = opened.failures.total();
+    close_all(
+        opened.conns.into_iter().map(|c| c.client).collect(),
+        CLOSE_LIMIT,
+    )
+    .await;
+    Err(format!("{name}: {failed} of {n} connections failed: {f}"))
+}
+
+/// Count one ack: `{ok:true}` records its latency from `sched`; anything else (a code, no ack
+/// in time, a closed connection) counts under its code.
+fn tally_ack(
+    r: Result<Vec<Value>, Error>,
+    k: u64,
+    sched: Instant,
+    lat: &Latencies,
+    acked: &AtomicU64,
+    errors: &std::sync::Mutex<Codes>,
+) {
+    let code = match r {
+        Ok(args) => match args.first() {
+            Some(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => None,
+            Some(v) => Some(
+                v.get("code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ACK_NOT_OK")
+                    .to_owned(),
+            ),
+            None => Some("ACK_EMPTY".to_owned()),
+        },
+        Err(Error::Timeout(_)) => Some("ACK_TIMEOUT".to_owned()),
+        Err(e) => Some(error_code(&e)),
+    };
+    match code {
+        None => {
+            lat.record(k as usize, Instant::now().saturating_duration_since(sched));
+            acked.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(code) => errors.lock().unwrap().add(code),
+    }
+}
+
 pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String> {
     if a.pairs == 0 || a.rate <= 0.0 {
         return Err("chat needs --pairs > 0 and --rate > 0".into());
@@ -679,27 +744,15 @@ pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String
         })
     };
     progress!("chat: opening {n} connections ({} pairs)", a.pairs);
-    let opened = open_many(
+    let opened = open_every(
+        "chat",
         n,
         a.concurrency,
-        c.connected_timeout(),
+        c,
         opts_for(c, sessions.clone(), ips.clone()),
         on_item,
-        |_, _| {},
     )
-    .await;
-    if !opened.failures.0.is_empty() {
-        let f = opened.failures.to_json();
-        close_all(
-            opened.conns.into_iter().map(|c| c.client).collect(),
-            CLOSE_LIMIT,
-        )
-        .await;
-        return Err(format!(
-            "chat: {} of {n} connections failed: {f}",
-            opened.failures.total()
-        ));
-    }
+    .await?;
     let emitters: Vec<_> = opened.conns.iter().map(|c| c.client.emitter()).collect();
     let total = (a.rate * a.secs).floor() as u64;
     progress!(
@@ -747,27 +800,7 @@ pub async fn chat(c: &Common, a: &ChatArgs, nofile: u64) -> Result<Value, String
         tokio::spawn(async move {
             let (ack_lat, errors, acked, outstanding) = (ack_lat2, errors2, acked2, outstanding2);
             let r = em.emit_with_ack("send_message", body, ack_timeout).await;
-            let code = match r {
-                Ok(args) => match args.first() {
-                    Some(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => None,
-                    Some(v) => Some(
-                        v.get("code")
-                            .and_then(Value::as_str)
-                            .unwrap_or("ACK_NOT_OK")
-                            .to_owned(),
-                    ),
-                    None => Some("ACK_EMPTY".to_owned()),
-                },
-                Err(Error::Timeout(_)) => Some("ACK_TIMEOUT".to_owned()),
-                Err(e) => Some(error_code(&e)),
-            };
-            match code {
-                None => {
-                    ack_lat.record(k as usize, Instant::now().saturating_duration_since(sched));
-                    acked.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(code) => errors.lock().unwrap().add(code),
-            }
+            tally_ack(r, k, sched, &ack_lat, &acked, &errors);
             outstanding.fetch_sub(1, Ordering::Relaxed);
         });
         if k > 0 && k % (a.rate.max(1.0) as u64 * 5) == 0 {
@@ -1088,4 +1121,234 @@ mod tests {
         assert_eq!(backoff(1, d, max, 0.0, 0.3), Duration::from_millis(2000));
         assert_eq!(backoff(40, d, max, 0.0, 0.3), max);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bridge
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BridgeArgs {
+    /// Sockets (one user each) emitting the bridged event.
+    #[arg(long, default_value_t = 100)]
+    pub sockets: usize,
+    /// Aggregate emit rate, events/s, open loop.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    #[arg(long, default_value_t = 30.0)]
+    pub secs: f64,
+    /// The event name (the server's `[bridge] events` must take it).
+    #[arg(long, default_value = "bench:echo")]
+    pub event: String,
+    /// The backend the server's `[bridge] url` points at: first called directly, at the same
+    /// rate and with the same body size, for the backend's own time (its HTTP round trip).
+    #[arg(long)]
+    pub backend_url: String,
+    /// Seconds of direct backend calls before the bridged phase (0 = skip).
+    #[arg(long, default_value_t = 10.0)]
+    pub direct_secs: f64,
+    #[arg(long, default_value_t = 10_000)]
+    pub ack_timeout_ms: u64,
+    #[arg(long, default_value_t = 200)]
+    pub concurrency: usize,
+}
+
+/// Open-loop schedule of `total` jobs at `rate`: runs `job(k, scheduled)` at each slot, returns
+/// how late the scheduler itself ran at worst.
+async fn open_loop<F>(total: u64, rate: f64, mut job: F) -> (Instant, Duration)
+where
+    F: FnMut(u64, Instant),
+{
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut max_behind = Duration::ZERO;
+    for k in 0..total {
+        let sched = start + Duration::from_secs_f64(k as f64 / rate);
+        let now = Instant::now();
+        if sched > now {
+            tokio::time::sleep_until(sched.into()).await;
+        } else {
+            max_behind = max_behind.max(now - sched);
+        }
+        job(k, sched);
+    }
+    (start, max_behind)
+}
+
+async fn wait_outstanding(outstanding: &AtomicUsize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// P sockets emit a bridged event with an ack at rate R; the same rate of direct POSTs to the
+/// backend first gives its own time, so `added_ms` is what the bridge (Socket.IO hop, queue,
+/// signing, HTTP client) adds. Server RSS is sampled each second of the bridged phase.
+pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, String> {
+    if a.sockets == 0 || a.rate <= 0.0 {
+        return Err("bridge needs --sockets > 0 and --rate > 0".into());
+    }
+    let n = a.sockets;
+    check_fd_budget(n, nofile);
+    let payload = json!({"text": "hello from loadgen", "room": "bench"});
+
+    // 1. The backend alone, same rate, same body shape.
+    let direct = Arc::new(Latencies::new());
+    let direct_errors = Arc::new(AtomicU64::new(0));
+    if a.direct_secs > 0.0 {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(a.ack_timeout_ms))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&json!({
+            "type": "event", "event": a.event, "args": [payload], "rooms": ["user:1", "type:user"],
+            "user": {"id": 1, "username": "bench", "user_type": "user", "display_name": "bench"},
+            "socket_id": "loadgen-direct", "node_id": "loadgen",
+        }))
+        .unwrap();
+        let total = (a.rate * a.direct_secs).floor() as u64;
+        progress!(
+            "bridge: {total} direct calls to {} at {}/s",
+            a.backend_url,
+            a.rate
+        );
+        let outstanding = Arc::new(AtomicUsize::new(0));
+        open_loop(total, a.rate, |k, sched| {
+            let (http, url, body, lat, errs, out) = (
+                http.clone(),
+                a.backend_url.clone(),
+                body.clone(),
+                direct.clone(),
+                direct_errors.clone(),
+                outstanding.clone(),
+            );
+            out.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let ok = match r {
+                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    lat.record(k as usize, Instant::now().saturating_duration_since(sched));
+                } else {
+                    errs.fetch_add(1, Ordering::Relaxed);
+                }
+                out.fetch_sub(1, Ordering::Relaxed);
+            });
+        })
+        .await;
+        wait_outstanding(&outstanding, Duration::from_millis(a.ack_timeout_ms + 1000)).await;
+    }
+
+    // 2. Through the bridge.
+    let sessions = Arc::new(login_many(c, n).await?);
+    let ips = Arc::new(c.source_addrs(n)?);
+    let drops = DropCounter::default();
+    let on_item: OnItem = {
+        let drops = drops.clone();
+        Arc::new(move |_, it| {
+            if matches!(it, Incoming::Closed | Incoming::Disconnected)
+                && !drops.closing.load(Ordering::Relaxed)
+            {
+                drops.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    progress!("bridge: opening {n} connections");
+    let opened = open_every(
+        "bridge",
+        n,
+        a.concurrency,
+        c,
+        opts_for(c, sessions.clone(), ips.clone()),
+        on_item,
+    )
+    .await?;
+    let emitters: Vec<_> = opened.conns.iter().map(|c| c.client.emitter()).collect();
+    let total = (a.rate * a.secs).floor() as u64;
+    progress!(
+        "bridge: {total} `{}` events at {}/s for {}s",
+        a.event,
+        a.rate,
+        a.secs
+    );
+    let ack_lat = Arc::new(Latencies::new());
+    let errors = Arc::new(std::sync::Mutex::new(Codes::default()));
+    let acked = Arc::new(AtomicU64::new(0));
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let ack_timeout = Duration::from_millis(a.ack_timeout_ms);
+    let rss_start = rss_kib(c.server_pid);
+    let mut rss_samples: Vec<u64> = vec![];
+    let mut last_sample = Instant::now();
+    let (start, max_behind) = open_loop(total, a.rate, |k, sched| {
+        if last_sample.elapsed() >= Duration::from_secs(1) {
+            last_sample = Instant::now();
+            rss_samples.extend(rss_kib(c.server_pid));
+        }
+        let em = emitters[(k as usize) % n].clone();
+        let (lat, errs, ok, out, event, data) = (
+            ack_lat.clone(),
+            errors.clone(),
+            acked.clone(),
+            outstanding.clone(),
+            a.event.clone(),
+            payload.clone(),
+        );
+        out.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let r = em.emit_with_ack(&event, data, ack_timeout).await;
+            tally_ack(r, k, sched, &lat, &ok, &errs);
+            out.fetch_sub(1, Ordering::Relaxed);
+        });
+    })
+    .await;
+    let send_s = start.elapsed().as_secs_f64();
+    wait_outstanding(&outstanding, ack_timeout + Duration::from_secs(1)).await;
+    let rss_end = rss_kib(c.server_pid);
+    drops.closing.store(true, Ordering::Relaxed);
+    let dropped = drops.get();
+    drop(emitters);
+    close_all(
+        opened.conns.into_iter().map(|c| c.client).collect(),
+        CLOSE_LIMIT,
+    )
+    .await;
+    let errors = errors.lock().unwrap().clone();
+    let acked_n = acked.load(Ordering::Relaxed);
+    let (ack_s, direct_s) = (ack_lat.summary(), direct.summary());
+    let added = |q: &str| match (ack_s[q].as_f64(), direct_s[q].as_f64()) {
+        (Some(x), Some(y)) => json!(round3(x - y)),
+        _ => Value::Null,
+    };
+    // Growth over the second half of the run: a leak grows steadily, warm-up does not.
+    let half = rss_samples.len() / 2;
+    let growth = match (rss_samples.get(half), rss_samples.last()) {
+        (Some(mid), Some(last)) => json!(*last as i64 - *mid as i64),
+        _ => Value::Null,
+    };
+    Ok(json!({
+        "scenario": "bridge",
+        "url": c.url,
+        "sockets": n,
+        "rate_target": a.rate,
+        "secs": a.secs,
+        "sent": total,
+        "acked_ok": acked_n,
+        "errors": errors.to_json(),
+        "error_count": errors.total(),
+        "achieved_rate": round3(acked_n as f64 / send_s.max(1e-9)),
+        "scheduler_max_behind_ms": round3(max_behind.as_secs_f64() * 1000.0),
+        "ack_latency_ms": ack_s,
+        "backend_direct_ms": direct_s,
+        "backend_direct_errors": direct_errors.load(Ordering::Relaxed),
+        "added_ms": {"p50": added("p50"), "p99": added("p99")},
+        "dropped": dropped,
+        "server_rss_kib": {"start": rss_start, "end": rss_end, "samples": rss_samples.len(),
+                           "growth_second_half": growth},
+    }))
 }
