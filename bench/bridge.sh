@@ -36,7 +36,7 @@ export DATABASE_URL="sqlite://$WORK/im.db?mode=rwc" JWT_SECRET=$JWT RUST_LOG=war
 (cd "$WORK" && HOST=127.0.0.1 PORT=$IPORT IM_BRIDGE__URL="http://127.0.0.1:$BPORT/im/bridge" \
     IM_BRIDGE__SECRET=$SECRET IM_BRIDGE__EVENTS='bench:*' exec "$IM_BIN" serve) >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-pids+=($SERVER_PID)
+pids+=("$SERVER_PID")
 for _ in $(seq 100); do
     grep -q "listening on" "$WORK/server.log" 2>/dev/null && break
     sleep 0.1

@@ -361,7 +361,7 @@ if selected external; then
     rm -f "$EXT_DB"
     node "$ROOT/bench/external-backend.mjs" "$NODE_DIR/node_modules" "$EXT_DB" "$EXT_TOKENS" \
         "$((HS_N < 100 ? HS_N : 100))" "$JWT_SECRET" || die "external-backend.mjs failed"
-    for try in 1 2; do
+    for _ in 1 2; do
         start_im im-external "$IM_PORT" "$IM_DB" "IM_EXTERNAL__URL=sqlite://$EXT_DB?mode=ro" \
             IM_EXTERNAL__TOKENS__REVOKED=is_revoked IM_EXTERNAL__TOKENS__EXPIRES_AT=expires_at \
             IM_EXTERNAL__USERS__USER_TYPE=user_type IM_EXTERNAL__USERS__ACTIVE=is_active

@@ -755,14 +755,8 @@ mod tests {
             for p in producers {
                 accepted += tokio::time::timeout(WAIT * 5, p).await.unwrap().unwrap() as usize;
             }
-            let received = tokio::time::timeout(WAIT * 5, consumer)
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(
-                received, accepted,
-                "accepted but never received (close: {close_after:?})"
-            );
+            let received = tokio::time::timeout(WAIT * 5, consumer).await.unwrap().unwrap();
+            assert_eq!(received, accepted, "accepted but never received (close: {close_after:?})");
             match close_after {
                 None => assert_eq!(accepted, (PRODUCERS * EACH) as usize),
                 Some(n) => assert!(accepted >= n),
