@@ -367,7 +367,7 @@ if selected external; then
             IM_EXTERNAL__USERS__USER_TYPE=user_type IM_EXTERNAL__USERS__ACTIVE=is_active
         run_loadgen im external "$SERVER_PID" -- --url "http://127.0.0.1:$IM_PORT" --server-pid "$SERVER_PID" \
             "${LG_COMMON[@]}" --tokens-file "$EXT_TOKENS" handshake --n "$HS_N" --concurrency "$HS_C"
-        stop_pid "$SERVER_PID" 20
+        lib_stop_pid "$SERVER_PID" 20
         [[ -z $LAST_DIED ]] && break
         drop_last_result
     done
