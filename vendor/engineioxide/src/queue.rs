@@ -756,10 +756,23 @@ mod tests {
                 accepted += tokio::time::timeout(WAIT * 5, p).await.unwrap().unwrap() as usize;
             }
             let received = tokio::time::timeout(WAIT * 5, consumer).await.unwrap().unwrap();
-            assert_eq!(received, accepted, "accepted but never received (close: {close_after:?})");
             match close_after {
-                None => assert_eq!(accepted, (PRODUCERS * EACH) as usize),
-                Some(n) => assert!(accepted >= n),
+                None => {
+                    assert_eq!(received, accepted, "accepted but never received");
+                    assert_eq!(accepted, (PRODUCERS * EACH) as usize);
+                }
+                // A permit taken before the close and sent after it is dropped (documented on
+                // `Permit::send`, as with tokio's permits): at most one such value per producer,
+                // whose next send is then refused. A `try_send` is never lost.
+                Some(n) => {
+                    assert!(received <= accepted, "received {received} > accepted {accepted}");
+                    assert!(
+                        accepted - received <= PRODUCERS as usize,
+                        "{} accepted values lost at the close",
+                        accepted - received
+                    );
+                    assert!(received >= n);
+                }
             }
             assert_eq!(verdicts.load(Ordering::SeqCst), 0);
         }
