@@ -755,7 +755,10 @@ mod tests {
             for p in producers {
                 accepted += tokio::time::timeout(WAIT * 5, p).await.unwrap().unwrap() as usize;
             }
-            let received = tokio::time::timeout(WAIT * 5, consumer).await.unwrap().unwrap();
+            let received = tokio::time::timeout(WAIT * 5, consumer)
+                .await
+                .unwrap()
+                .unwrap();
             match close_after {
                 None => {
                     assert_eq!(received, accepted, "accepted but never received");
@@ -765,7 +768,10 @@ mod tests {
                 // `Permit::send`, as with tokio's permits): at most one such value per producer,
                 // whose next send is then refused. A `try_send` is never lost.
                 Some(n) => {
-                    assert!(received <= accepted, "received {received} > accepted {accepted}");
+                    assert!(
+                        received <= accepted,
+                        "received {received} > accepted {accepted}"
+                    );
                     assert!(
                         accepted - received <= PRODUCERS as usize,
                         "{} accepted values lost at the close",
