@@ -50,8 +50,12 @@ impl Application {
                 "auth.jwt_secret is not set: using the built-in development secret (refused in production)"
             );
         }
-        let db =
-            crate::db::connect(&settings.database.url, settings.database.max_connections).await?;
+        let crate::db::Opened { db, sqlite_file } = crate::db::open(
+            &settings.database.url,
+            settings.database.max_connections,
+            settings.database.timeout(),
+        )
+        .await?;
         crate::db::migrate_up(&db).await?;
         if let Some(url) = &settings.redis.url {
             check_redis(url).await?;
@@ -106,6 +110,7 @@ impl Application {
         let state = AppState::new(StateParts {
             settings,
             db,
+            sqlite_file,
             auth,
             metrics,
             presence,
@@ -181,6 +186,7 @@ impl Application {
             hub,
         } = self;
         let checkpointer = crate::db::spawn_wal_checkpointer(state.db());
+        let file_watch = state.sqlite_file().map(|f| f.spawn_watch());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -205,8 +211,8 @@ impl Application {
             _ = deadline => tracing::warn!(secs = drain.as_secs(), "drain timed out; closing remaining connections"),
         }
         state.auth().store().flush().await;
-        if let Some(checkpointer) = checkpointer {
-            checkpointer.abort();
+        for task in [checkpointer, file_watch].into_iter().flatten() {
+            task.abort();
         }
         if let Err(e) = state.db().clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");

@@ -32,13 +32,14 @@ struct Inner {
     started: Instant,
     /// Verified against when the username is unknown, so both failures cost the same time.
     dummy_hash: String,
-    /// SQLite: the file the pool opened, for `/health` (see [`crate::db::SqliteFile`]).
-    sqlite_file: Option<crate::db::SqliteFile>,
+    /// SQLite: the watched file under the pool, for `/health` (see [`crate::db::SqliteFile`]).
+    sqlite_file: Option<Arc<crate::db::SqliteFile>>,
 }
 
 pub struct StateParts {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
+    pub sqlite_file: Option<Arc<crate::db::SqliteFile>>,
     pub auth: Authenticator,
     pub metrics: Metrics,
     pub presence: Arc<dyn Presence>,
@@ -54,7 +55,7 @@ impl AppState {
             Duration::from_secs(p.settings.auth.login_failure_window_secs),
         );
         AppState(Arc::new(Inner {
-            sqlite_file: crate::db::SqliteFile::of(&p.settings.database.url),
+            sqlite_file: p.sqlite_file,
             limiter,
             messages: MessageWriter::start(p.db.clone(), p.auth.store_arc()),
             settings: p.settings,
@@ -74,7 +75,7 @@ impl AppState {
     pub fn db(&self) -> &DatabaseConnection {
         &self.0.db
     }
-    pub fn sqlite_file(&self) -> Option<&crate::db::SqliteFile> {
+    pub fn sqlite_file(&self) -> Option<&Arc<crate::db::SqliteFile>> {
         self.0.sqlite_file.as_ref()
     }
     pub fn auth(&self) -> &Authenticator {

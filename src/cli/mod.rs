@@ -219,7 +219,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, ConfigError> {
-    crate::db::connect(&settings.database.url, 2).await
+    crate::db::connect(&settings.database.url, 2, settings.database.timeout()).await
 }
 
 async fn serve(loaded: Loaded) -> Result<ExitCode, CliError> {

@@ -95,7 +95,7 @@ async fn offline_authenticator(
     let settings = loaded.settings.clone();
     settings.validate()?;
     let keys = Keys::from_settings(&settings)?;
-    let db = crate::db::connect(&settings.database.url, 2).await?;
+    let db = crate::db::connect(&settings.database.url, 2, settings.database.timeout()).await?;
     crate::db::migrate_up(&db).await?;
     let store = crate::auth::store::open(&settings, || OwnStore::read_only(db.clone())).await?;
     let auth = Authenticator::new(

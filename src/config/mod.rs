@@ -201,6 +201,15 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
+    /// The longest a request waits for the database — a pool connection, a connect, a SQLite
+    /// file locked by another process — before it fails (`AUTH_UNAVAILABLE` for a handshake).
+    pub timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -314,6 +323,7 @@ impl Default for Settings {
             database: DatabaseSettings {
                 url: "sqlite://im.db?mode=rwc".into(),
                 max_connections: 16,
+                timeout_secs: 5,
             },
             redis: RedisSettings {
                 url: None,

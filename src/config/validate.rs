@@ -97,6 +97,9 @@ impl Settings {
                 "at least one token source is needed (auth, header, query, cookie)",
             ));
         }
+        if self.database.timeout_secs == 0 {
+            return Err(ConfigError::new("database.timeout_secs", "must be above 0"));
+        }
         if self.auth.token_ttl_secs == 0 {
             return Err(ConfigError::new("auth.token_ttl_secs", "must be above 0"));
         }

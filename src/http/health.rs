@@ -16,18 +16,29 @@ pub fn router() -> Router<HttpState> {
         .route("/metrics", get(metrics))
 }
 
+/// Why a request would not get its answer from the database now, if it would not: the pool
+/// answering, and for SQLite answering from the file at the configured path (not one replaced
+/// or deleted under it) with no other process holding the lock a write needs.
+async fn database_fault(state: &AppState) -> Option<String> {
+    if let Some(Err(why)) = state.sqlite_file().map(|f| f.check()) {
+        return Some(why);
+    }
+    if let Err(e) = crate::db::ping(state.db()).await {
+        return Some(format!("the database did not answer: {e}"));
+    }
+    state.sqlite_file()?;
+    let busy = state.settings().database.timeout();
+    let wait = busy.min(std::time::Duration::from_secs(1));
+    let pool = state.db().get_sqlite_connection_pool();
+    crate::db::probe_write_lock(pool, wait, busy).await.err()
+}
+
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    // What a request would meet: the pool answering, and (SQLite) answering from the file
-    // at the configured path, not from one replaced or deleted under it.
-    let same_file = state.sqlite_file().map_or(Ok(()), |f| f.check());
-    let database = match (crate::db::ping(state.db()).await, same_file) {
-        (Ok(()), Ok(())) => "ok",
-        (Err(e), _) => {
-            tracing::warn!(error = %e, "health: database ping failed");
-            "down"
-        }
-        (_, Err(why)) => {
-            tracing::warn!(reason = %why, "health: the SQLite file is not the one the server holds");
+    let database_reason = database_fault(&state).await;
+    let database = match &database_reason {
+        None => "ok",
+        Some(why) => {
+            tracing::warn!(reason = %why, "health: database unavailable");
             "down"
         }
     };
@@ -69,6 +80,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     });
     if let Some(external) = external {
         body["external"] = serde_json::json!(external);
+    }
+    if let Some(why) = database_reason {
+        body["database_reason"] = serde_json::json!(why);
     }
     if redis == "ok"
         && let Ok(Some(nodes)) = state.presence().nodes().await

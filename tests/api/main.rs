@@ -21,4 +21,5 @@ mod messages;
 mod multi_node;
 mod protect;
 mod shutdown;
+mod sqlite_faults;
 mod storage;

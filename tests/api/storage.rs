@@ -44,7 +44,9 @@ async fn round_trip(db_url: &str) {
     assert!(!ok && out.contains("already taken"), "{out}");
 
     // The same code path the server uses reads it back, and the password verifies.
-    let db = im_server::db::connect(db_url, 2).await.unwrap();
+    let db = im_server::db::connect(db_url, 2, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     let u = im_server::users::find_by_username(&db, "agent7")
         .await
         .unwrap()
@@ -142,7 +144,9 @@ async fn messages_migrate_in_place(db_url: &str) {
     use migration::{Migrator, MigratorTrait};
     use sea_orm::ConnectionTrait;
     use sea_orm::sea_query::{Alias, Query};
-    let db = im_server::db::connect(db_url, 2).await.unwrap();
+    let db = im_server::db::connect(db_url, 2, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     Migrator::up(&db, Some(3)).await.unwrap();
     let mut ids = vec![];
     for name in ["mig_a", "mig_b"] {

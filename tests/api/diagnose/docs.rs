@@ -432,7 +432,9 @@ fn session(command: &str, output: &str, code: i32) -> String {
 
 async fn generate() -> (BTreeMap<String, String>, Vec<String>) {
     let s = Server::start().await;
-    let db = im_server::db::connect(&s.env[0].1, 2).await.unwrap();
+    let db = im_server::db::connect(&s.env[0].1, 2, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     let admin = im_server::users::find_by_username(&db, "admin")
         .await
         .unwrap()

@@ -1,5 +1,6 @@
 //! Database connection and migrations: SQLite (embedded default), MySQL/MariaDB, PostgreSQL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -7,38 +8,72 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::ConfigError;
 
-pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, ConfigError> {
+mod sqlite_file;
+
+pub use sqlite_file::{SqliteFile, probe_write_lock};
+
+/// An open database: the pool, and for a SQLite file its watch (see [`SqliteFile`]).
+pub struct Opened {
+    pub db: DatabaseConnection,
+    pub sqlite_file: Option<Arc<SqliteFile>>,
+}
+
+/// The pool for `database.url`. `timeout` bounds every wait a request can meet: a pool
+/// connection, a connect, and (SQLite) a lock another process holds (`busy_timeout`).
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    timeout: Duration,
+) -> Result<DatabaseConnection, ConfigError> {
+    Ok(open(url, max_connections, timeout).await?.db)
+}
+
+/// [`connect`], keeping the SQLite file's watch (the server runs it; CLI commands do not).
+pub async fn open(
+    url: &str,
+    max_connections: u32,
+    timeout: Duration,
+) -> Result<Opened, ConfigError> {
     let mut opts = ConnectOptions::new(url.to_string());
+    let sqlite_file = SqliteFile::of(url);
     let sqlite = url.starts_with("sqlite:");
     opts.max_connections(if sqlite {
         max_connections.min(8)
     } else {
         max_connections
     })
-    .min_connections(1)
-    .connect_timeout(Duration::from_secs(5))
-    .acquire_timeout(Duration::from_secs(5))
+    // SQLite opens in microseconds and a kept connection would pin a replaced file.
+    .min_connections(if sqlite { 0 } else { 1 })
+    .connect_timeout(timeout)
+    .acquire_timeout(timeout)
     .sqlx_logging(false)
     // On every pooled connection (a PRAGMA run once reaches one connection only): WAL lets
     // readers proceed during a write; NORMAL sync is crash-safe in WAL without an fsync per
-    // commit; busy_timeout turns write contention into a short wait instead of SQLITE_BUSY.
+    // commit; busy_timeout turns contention (ours, or a lock another process holds) into a
+    // bounded wait instead of an immediate SQLITE_BUSY.
     // The WAL is checkpointed by `spawn_wal_checkpointer`, off the writers' path; the raised
     // autocheckpoint is only the backstop for a process that does not run it (CLI commands).
-    .map_sqlx_sqlite_opts(|o| {
+    .map_sqlx_sqlite_opts(move |o| {
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         o.journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(timeout)
             .foreign_keys(true)
             .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string())
     });
+    if let Some(file) = sqlite_file.clone() {
+        opts.map_sqlx_sqlite_pool_opts(move |o| file.hook(o));
+    }
     let db = Database::connect(opts).await.map_err(|e| {
         ConfigError::new(
             "database.url",
             format!("cannot connect to {}: {e}", crate::config::redact_url(url)),
         )
     })?;
-    Ok(db)
+    if let Some(file) = &sqlite_file {
+        file.attach(db.get_sqlite_connection_pool());
+    }
+    Ok(Opened { db, sqlite_file })
 }
 
 /// WAL pages after which a commit checkpoints by itself (SQLite's default: 1,000). Reached only
@@ -97,51 +132,6 @@ pub async fn migrate_up(db: &DatabaseConnection) -> Result<(), ConfigError> {
     Migrator::up(db, None)
         .await
         .map_err(|e| ConfigError::new("database.url", format!("migrations failed: {e}")))
-}
-
-/// The SQLite file the pool opened, by identity (device and inode): a file replaced at the
-/// configured path (a restore from backup) or deleted leaves the pool writing into the old,
-/// unlinked one — lost for everyone — while every query still succeeds. `/health` compares.
-#[derive(Clone, Debug)]
-pub struct SqliteFile {
-    path: std::path::PathBuf,
-    identity: (u64, u64),
-}
-
-impl SqliteFile {
-    /// The file behind a `sqlite:` URL now (`None` for other databases and `:memory:`).
-    pub fn of(url: &str) -> Option<SqliteFile> {
-        let rest = url.strip_prefix("sqlite:")?;
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let path = rest
-            .split('?')
-            .next()
-            .filter(|p| !p.is_empty() && !p.contains(":memory:"))?;
-        let path = std::path::PathBuf::from(path);
-        let identity = identity(&path)?;
-        Some(SqliteFile { path, identity })
-    }
-
-    /// Whether the configured path still names the file the pool holds; why not otherwise.
-    pub fn check(&self) -> Result<(), String> {
-        match identity(&self.path) {
-            Some(id) if id == self.identity => Ok(()),
-            Some(_) => Err(format!(
-                "{} was replaced since the server opened it: the server still writes into the \
-                 old file; put the original back or restart",
-                self.path.display()
-            )),
-            None => Err(format!(
-                "{} is gone or unreadable: the server still writes into the file it opened",
-                self.path.display()
-            )),
-        }
-    }
-}
-
-fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// A real round trip, for `/health`.
