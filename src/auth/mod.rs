@@ -12,6 +12,7 @@
 
 pub mod authenticator;
 pub mod cache;
+pub mod control;
 pub mod decide;
 pub mod diagnose;
 pub mod jwt;

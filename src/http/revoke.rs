@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::HttpState;
 use super::extract::{ApiJson, ApiKey};
 use super::reply::Reply;
+use crate::auth::control;
 use crate::auth::revoke::{self, Revocation};
 use crate::auth::source::RawToken;
 use crate::auth::store::token_hash;
@@ -23,7 +24,36 @@ use crate::realtime::Hub;
 use crate::state::AppState;
 
 pub fn router() -> Router<HttpState> {
-    Router::new().route("/api/revoke", post(revoke))
+    Router::new()
+        .route("/api/revoke", post(revoke))
+        .route(control::USER_ACTIVE_PATH, post(user_active))
+}
+
+/// `im-server user disable|enable` on a node without Redis (see [`control`]): what every node
+/// does on hearing the change on Redis, done here. Answers the sockets kicked.
+async fn user_active(
+    State(state): State<AppState>,
+    State(hub): State<Arc<dyn Hub>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Reply<Value>, AppError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| AppError::new(ErrorCode::Forbidden))?;
+    let change = control::verify(state.auth().keys(), token).map_err(|code| {
+        AppError::with_message(
+            code,
+            "not signed with this server's auth.jwt_secret (or older than 30 s): the CLI and \
+             the server read different configurations",
+        )
+    })?;
+    let kicked =
+        revoke::user_changed(state.auth(), hub.as_kicker(), change.user_id, change.active).await;
+    Ok(Reply::ok(
+        "user change applied",
+        serde_json::json!({ "kicked": kicked }),
+    ))
 }
 
 /// Most tokens plus users one request may name.

@@ -583,3 +583,67 @@ async fn connect_attempts_per_connection_are_bounded() {
     let code = handshake_code(&app, app.with_token(&app.login("admin", "admin123").await)).await;
     assert_eq!(code, "OK", "others are not affected");
 }
+
+#[tokio::test]
+async fn user_disable_without_redis_reaches_the_running_node_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("im.db").display());
+    let env = [
+        ("DATABASE_URL", db.as_str()),
+        ("PORT", port.as_str()),
+        ("HOST", "127.0.0.1"),
+        ("JWT_SECRET", SECRET),
+    ];
+    let node = NodeProcess::start("single", &env).await;
+    let (status, login) = http_json(
+        reqwest::Method::POST,
+        &format!("{}/auth/login", node.base),
+        Some(json!({"username": "admin", "password": "admin123"})),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["data"]["token"].as_str().unwrap().to_string();
+    let mut open = loadgen::sio::Client::connect(node.sio(&token))
+        .await
+        .unwrap();
+    assert_eq!(verdict(&mut open).await, "OK");
+    let cli = |command: &str, secret: &str| {
+        let mut env = env;
+        env[3].1 = secret;
+        let (ok, text) = run_cli(dir.path(), &["user", command, "--username", "admin"], &env);
+        assert!(ok, "{text}");
+        text
+    };
+
+    let said = cli("disable", SECRET);
+    assert!(
+        said.contains("told the running server") && said.contains("1 socket(s) kicked"),
+        "{said}"
+    );
+    let err = expect_rejected(&mut open).await;
+    assert_eq!(err["code"], "USER_DISABLED", "{err}");
+    // The cached verdict went with it: the next handshake (well within cache_ttl_secs) sees
+    // the row.
+    let mut again = loadgen::sio::Client::connect(node.sio(&token))
+        .await
+        .unwrap();
+    assert_eq!(verdict(&mut again).await, "USER_DISABLED");
+
+    // A CLI reading another secret is refused, and says so without printing either secret.
+    let other = "a-different-secret-0123456789abcdef-0000";
+    let said = cli("enable", other);
+    assert!(
+        said.contains("refused") && said.contains("sha256:"),
+        "{said}"
+    );
+    assert!(!said.contains(other) && !said.contains(SECRET), "{said}");
+    let said = cli("enable", SECRET);
+    assert!(said.contains("told the running server"), "{said}");
+    let mut back = loadgen::sio::Client::connect(node.sio(&token))
+        .await
+        .unwrap();
+    assert_eq!(verdict(&mut back).await, "OK");
+}
