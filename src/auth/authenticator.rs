@@ -99,22 +99,38 @@ impl Authenticator {
 
     /// Authenticate one request, HTTP or refresh, and log the decision in one line.
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Session, AppError> {
-        self.run(req).await.map(|(session, _)| session)
+        self.run(req, async |_| Ok(()))
+            .await
+            .map(|(session, ..)| session)
     }
 
     /// A Socket.IO handshake: [`authenticate`](Self::authenticate) within the limits of
     /// contract §11 (the address's rate first, then the node's and the user's places), logged
     /// and counted as one verdict.
     pub async fn admit(&self, req: &AuthRequest<'_>) -> Result<Admitted, AppError> {
-        let (session, slot) = self.run(req).await?;
-        let slot = slot.ok_or(ErrorCode::Internal)?; // run gives every handshake a slot
-        Ok(Admitted { session, slot })
+        self.admit_with(req, async |_| Ok(()))
+            .await
+            .map(|(admitted, ())| admitted)
     }
 
-    async fn run(
+    /// [`admit`](Self::admit) with a last say for the caller once the token and the limits
+    /// passed (the bridge's `on_connect`): its refusal is the handshake's verdict, logged and
+    /// counted in `im_handshakes_total` like any other, and gives the connection place back.
+    pub async fn admit_with<T>(
         &self,
         req: &AuthRequest<'_>,
-    ) -> Result<(Session, Option<ConnectionSlot>), AppError> {
+        last_say: impl AsyncFnOnce(&Session) -> Result<T, AppError>,
+    ) -> Result<(Admitted, T), AppError> {
+        let (session, slot, said) = self.run(req, last_say).await?;
+        let slot = slot.ok_or(ErrorCode::Internal)?; // run gives every handshake a slot
+        Ok((Admitted { session, slot }, said))
+    }
+
+    async fn run<T>(
+        &self,
+        req: &AuthRequest<'_>,
+        last_say: impl AsyncFnOnce(&Session) -> Result<T, AppError>,
+    ) -> Result<(Session, Option<ConnectionSlot>, T), AppError> {
         let started = Instant::now();
         let auth = &self.settings.auth;
         let found = source::find(req.parts, req.auth_payload, auth, req.sources);
@@ -133,11 +149,12 @@ impl Authenticator {
                 true => Some(self.limits.admit(session.user.id.clone()).await?),
                 false => None,
             };
-            Ok((session, slot))
+            let said = last_say(&session).await?;
+            Ok((session, slot, said))
         }
         .await;
         let elapsed = started.elapsed();
-        let logged = result.as_ref().map(|(s, _)| s);
+        let logged = result.as_ref().map(|(s, ..)| s);
         self.log(
             req,
             client,

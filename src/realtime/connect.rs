@@ -52,10 +52,12 @@ pub async fn handshake<A: Adapter>(
         parts: s.req_parts(),
         auth_payload: payload.as_ref(),
     };
-    let verdict = match state.auth().admit(&req).await {
-        Ok(admitted) => admit(&s, &state, &events, &req, admitted).await,
-        Err(e) => Err(e),
-    };
+    let verdict = state
+        .auth()
+        .admit_with(&req, async |session| {
+            ask_hooks(&s, &state, &events, &req, session).await
+        })
+        .await;
     match verdict {
         Ok((admitted, admission)) => {
             s.extensions
@@ -71,28 +73,26 @@ pub async fn handshake<A: Adapter>(
 }
 
 /// Ask the lifecycle hooks (the bridge's `on_connect`) about an authenticated socket; their
-/// refusal is handled like a failed authentication.
-async fn admit<A: Adapter>(
+/// refusal is the handshake's verdict (the authenticator logs and counts it).
+async fn ask_hooks<A: Adapter>(
     s: &SocketRef<A>,
     state: &AppState,
     events: &events::Events,
     req: &AuthRequest<'_>,
-    admitted: Admitted,
-) -> Result<(Admitted, Admission), AppError> {
+    session: &crate::auth::Session,
+) -> Result<Admission, AppError> {
     let Some(hooks) = events.hooks() else {
-        return Ok((admitted, Admission::default()));
+        return Ok(Admission::default());
     };
-    // A refusal drops `admitted`, and with it the connection's place (limits).
     let ctx = events::ConnectCtx {
         state,
         parts: req.parts,
-        session: &admitted.session,
+        session,
         socket_id: &s.id.to_string(),
         transport: req.transport,
         auth: req.auth_payload,
     };
-    let admission = hooks.on_connect(ctx).await?;
-    Ok((admitted, admission))
+    hooks.on_connect(ctx).await
 }
 
 pub async fn on_connect<A: Adapter>(

@@ -385,6 +385,15 @@ describe("on_connect", () => {
     });
   }
 
+  test("each refusal is the handshake's verdict: counted in im_handshakes_total and in the handshake's log line", async () => {
+    const m = (await gated.http("GET", "/metrics")).body;
+    for (const code of ["USER_DISABLED", "FORBIDDEN", "BACKEND_UNAVAILABLE"]) {
+      assert.match(m, new RegExp(`im_handshakes_total\\{result="${code}",source="auth"\\} [1-9]`), code);
+    }
+    const log = stripAnsi(gated.stderr + gated.stdout).split("\n");
+    assert.ok(log.some((l) => l.includes("im_server::handshake") && /verdict=USER_DISABLED/.test(l)), "no handshake log line with the hook's verdict");
+  });
+
   test("backend down → refused with BACKEND_UNAVAILABLE (fail closed), strict mode: connect_error", async () => {
     const down = await startServer(bridgeEnv(`http://127.0.0.1:${await free()}/`, { IM_BRIDGE__ON_CONNECT: "true", IM_AUTH__FAILURE_MODE: "strict" }));
     try {
