@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The bridge's cost (contract §10): a trivial local backend (tests/js/bridge-backend.mjs
-# --trivial: verifies the signature, answers {"ack":{"ok":true}}), an im-server with
-# [bridge] pointed at it, and `loadgen bridge` (direct backend calls first, then the bridged
-# event with acks). Prints loadgen's JSON line; the server's log goes to $WORK/server.log.
+# The bridge's cost (contract §10): a trivial local backend that verifies every signature and
+# answers {"ack":{"ok":true}} (`loadgen backend`, Rust; BACKEND=node for
+# tests/js/bridge-backend.mjs --trivial), an im-server with [bridge] pointed at it, and
+# `loadgen bridge` per rate: direct backend calls, then a built-in event answered in-process
+# over the same sockets (the baseline), then the bridged event with acks. Prints one JSON line
+# per rate; the server's log goes to $WORK/server.log.
 #
-#   bench/bridge.sh [--release] [SOCKETS] [RATE] [SECS]      (defaults: 200 5000 60)
+#   bench/bridge.sh [--release] [SOCKETS] [RATES] [SECS]     (defaults: 200 5000 60)
 #
-# Needs node (tests/js has no dependency for the backend) and the built binaries.
+# RATES is one rate or a comma list (a ladder: 2500,5000,7500,10000), run in order against
+# the same server. Needs the built binaries (and node for BACKEND=node).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PROFILE=debug
@@ -29,7 +32,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-node "$ROOT/tests/js/bridge-backend.mjs" --trivial --port "$BPORT" --secret "$SECRET" >"$WORK/backend.log" 2>&1 &
+if [[ ${BACKEND:-rust} == node ]]; then
+    node "$ROOT/tests/js/bridge-backend.mjs" --trivial --port "$BPORT" --secret "$SECRET" >"$WORK/backend.log" 2>&1 &
+else
+    "$LG_BIN" --url http://127.0.0.1:1 backend --port "$BPORT" --secret "$SECRET" >"$WORK/backend.log" 2>&1 &
+fi
 pids+=($!)
 export DATABASE_URL="sqlite://$WORK/im.db?mode=rwc" JWT_SECRET=$JWT RUST_LOG=warn
 (cd "$WORK" && "$IM_BIN" user seed --count "$SOCKETS" >/dev/null)
@@ -42,7 +49,14 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 grep -q "listening on" "$WORK/server.log" || { cat "$WORK/server.log" >&2; exit 2; }
-"$LG_BIN" --url "http://127.0.0.1:$IPORT" --server-pid "$SERVER_PID" --users "$SOCKETS" \
-    bridge --sockets "$SOCKETS" --rate "$RATE" --secs "$SECS" --direct-secs 10 \
-    --backend-url "http://127.0.0.1:$BPORT/im/bridge" 2>"$WORK/loadgen.log"
+for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null && break
+    sleep 0.1
+done
+IFS=, read -ra rates <<<"$RATE"
+for rate in "${rates[@]}"; do
+    "$LG_BIN" --url "http://127.0.0.1:$IPORT" --server-pid "$SERVER_PID" --users "$SOCKETS" \
+        bridge --sockets "$SOCKETS" --rate "$rate" --secs "$SECS" --direct-secs 10 --baseline-secs 10 \
+        --backend-url "http://127.0.0.1:$BPORT/im/bridge" --backend-secret "$SECRET" 2>>"$WORK/loadgen.log"
+done
 echo "work dir: $WORK" >&2

@@ -1,6 +1,7 @@
 //! The load generator: scenarios driving an im-server (or the Node baseline) over loopback.
 //! See `bench/loadgen/README.md` for the flags and the JSON result fields.
 
+pub mod backend;
 pub mod common;
 pub mod conn;
 pub mod hist;
@@ -38,6 +39,8 @@ pub enum Scenario {
     Storm(scenarios::StormArgs),
     /// P sockets emit a bridged event with acks at rate R against a local backend: ack latency minus the backend's own time, RSS over the run.
     Bridge(scenarios::BridgeArgs),
+    /// A trivial bridge backend for `bridge` (verifies every signature, acks): runs until killed.
+    Backend(backend::BackendArgs),
 }
 
 impl Scenario {
@@ -50,6 +53,7 @@ impl Scenario {
             Scenario::Chat(_) => "chat",
             Scenario::Storm(_) => "storm",
             Scenario::Bridge(_) => "bridge",
+            Scenario::Backend(_) => "backend",
         }
     }
 }
@@ -67,5 +71,6 @@ pub async fn run(cli: &Cli) -> Result<Value, String> {
         Scenario::Chat(a) => scenarios::chat(c, a, nofile).await,
         Scenario::Storm(a) => scenarios::storm(c, a, nofile).await,
         Scenario::Bridge(a) => scenarios::bridge(c, a, nofile).await,
+        Scenario::Backend(a) => backend::backend(a).await,
     }
 }

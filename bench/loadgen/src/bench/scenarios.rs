@@ -1143,9 +1143,17 @@ pub struct BridgeArgs {
     /// rate and with the same body size, for the backend's own time (its HTTP round trip).
     #[arg(long)]
     pub backend_url: String,
+    /// The server's `bridge.secret`, to sign the direct calls as the server signs its own.
+    #[arg(long, env = "LOADGEN_BACKEND_SECRET", default_value = "")]
+    pub backend_secret: String,
     /// Seconds of direct backend calls before the bridged phase (0 = skip).
     #[arg(long, default_value_t = 10.0)]
     pub direct_secs: f64,
+    /// Seconds of a built-in event answered in-process (`presence:unsubscribe {userIds:[]}`)
+    /// over the same sockets at the same rate before the bridged phase: the Socket.IO path
+    /// without the bridge, so `added_ms` = bridged − this (0 = skip).
+    #[arg(long, default_value_t = 10.0)]
+    pub baseline_secs: f64,
     #[arg(long, default_value_t = 10_000)]
     pub ack_timeout_ms: u64,
     #[arg(long, default_value_t = 200)]
@@ -1177,6 +1185,75 @@ async fn wait_outstanding(outstanding: &AtomicUsize, limit: Duration) {
     let deadline = Instant::now() + limit;
     while outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What one open-loop phase of acked emits measured.
+struct Phase {
+    sent: u64,
+    acked: u64,
+    errors: Codes,
+    achieved_rate: f64,
+    max_behind_ms: f64,
+    ack_ms: Value,
+    /// Server RSS once a second (when a pid was given), and at the end.
+    rss_samples: Vec<u64>,
+    rss_end: Option<u64>,
+}
+
+/// `(event, data)` emitted with an ack round-robin over `emitters` at `rate` for `secs`, open
+/// loop; waits for the outstanding acks.
+async fn emit_phase(
+    emitters: &[crate::sio::Emitter],
+    (event, data): (&str, Value),
+    (rate, secs): (f64, f64),
+    ack_timeout: Duration,
+    server_pid: Option<u32>,
+) -> Phase {
+    let n = emitters.len();
+    let total = (rate * secs).floor() as u64;
+    progress!("bridge: {total} `{event}` events at {rate}/s for {secs}s");
+    let ack_lat = Arc::new(Latencies::new());
+    let errors = Arc::new(std::sync::Mutex::new(Codes::default()));
+    let acked = Arc::new(AtomicU64::new(0));
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let mut rss_samples: Vec<u64> = vec![];
+    let mut last_sample = Instant::now();
+    let (start, max_behind) = open_loop(total, rate, |k, sched| {
+        if last_sample.elapsed() >= Duration::from_secs(1) {
+            last_sample = Instant::now();
+            rss_samples.extend(rss_kib(server_pid));
+        }
+        let em = emitters[(k as usize) % n].clone();
+        let (lat, errs, ok, out, event, data) = (
+            ack_lat.clone(),
+            errors.clone(),
+            acked.clone(),
+            outstanding.clone(),
+            event.to_string(),
+            data.clone(),
+        );
+        out.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let r = em.emit_with_ack(&event, data, ack_timeout).await;
+            tally_ack(r, k, sched, &lat, &ok, &errs);
+            out.fetch_sub(1, Ordering::Relaxed);
+        });
+    })
+    .await;
+    let send_s = start.elapsed().as_secs_f64();
+    wait_outstanding(&outstanding, ack_timeout + Duration::from_secs(1)).await;
+    let acked = acked.load(Ordering::Relaxed);
+    let errors = errors.lock().unwrap().clone();
+    Phase {
+        sent: total,
+        acked,
+        errors,
+        achieved_rate: round3(acked as f64 / send_s.max(1e-9)),
+        max_behind_ms: round3(max_behind.as_secs_f64() * 1000.0),
+        ack_ms: ack_lat.summary(),
+        rss_end: rss_kib(server_pid),
+        rss_samples,
     }
 }
 
@@ -1212,6 +1289,7 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
             a.rate
         );
         let outstanding = Arc::new(AtomicUsize::new(0));
+        let secret = &a.backend_secret;
         open_loop(total, a.rate, |k, sched| {
             let (http, url, body, lat, errs, out) = (
                 http.clone(),
@@ -1222,10 +1300,17 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
                 outstanding.clone(),
             );
             out.fetch_add(1, Ordering::Relaxed);
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .to_string();
+            let sig = super::backend::signature(secret.as_bytes(), &ts, &body);
             tokio::spawn(async move {
                 let r = http
                     .post(url)
                     .header("content-type", "application/json")
+                    .header("x-im-timestamp", ts)
+                    .header("x-im-signature", sig)
                     .body(body)
                     .send()
                     .await;
@@ -1270,46 +1355,29 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
     )
     .await?;
     let emitters: Vec<_> = opened.conns.iter().map(|c| c.client.emitter()).collect();
-    let total = (a.rate * a.secs).floor() as u64;
-    progress!(
-        "bridge: {total} `{}` events at {}/s for {}s",
-        a.event,
-        a.rate,
-        a.secs
-    );
-    let ack_lat = Arc::new(Latencies::new());
-    let errors = Arc::new(std::sync::Mutex::new(Codes::default()));
-    let acked = Arc::new(AtomicU64::new(0));
-    let outstanding = Arc::new(AtomicUsize::new(0));
     let ack_timeout = Duration::from_millis(a.ack_timeout_ms);
+    let baseline = match a.baseline_secs > 0.0 {
+        true => Some(
+            emit_phase(
+                &emitters,
+                ("presence:unsubscribe", json!({"userIds": []})),
+                (a.rate, a.baseline_secs),
+                ack_timeout,
+                None,
+            )
+            .await,
+        ),
+        false => None,
+    };
     let rss_start = rss_kib(c.server_pid);
-    let mut rss_samples: Vec<u64> = vec![];
-    let mut last_sample = Instant::now();
-    let (start, max_behind) = open_loop(total, a.rate, |k, sched| {
-        if last_sample.elapsed() >= Duration::from_secs(1) {
-            last_sample = Instant::now();
-            rss_samples.extend(rss_kib(c.server_pid));
-        }
-        let em = emitters[(k as usize) % n].clone();
-        let (lat, errs, ok, out, event, data) = (
-            ack_lat.clone(),
-            errors.clone(),
-            acked.clone(),
-            outstanding.clone(),
-            a.event.clone(),
-            payload.clone(),
-        );
-        out.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            let r = em.emit_with_ack(&event, data, ack_timeout).await;
-            tally_ack(r, k, sched, &lat, &ok, &errs);
-            out.fetch_sub(1, Ordering::Relaxed);
-        });
-    })
+    let bridged = emit_phase(
+        &emitters,
+        (&a.event, payload),
+        (a.rate, a.secs),
+        ack_timeout,
+        c.server_pid,
+    )
     .await;
-    let send_s = start.elapsed().as_secs_f64();
-    wait_outstanding(&outstanding, ack_timeout + Duration::from_secs(1)).await;
-    let rss_end = rss_kib(c.server_pid);
     drops.closing.store(true, Ordering::Relaxed);
     let dropped = drops.get();
     drop(emitters);
@@ -1318,14 +1386,18 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
         CLOSE_LIMIT,
     )
     .await;
-    let errors = errors.lock().unwrap().clone();
-    let acked_n = acked.load(Ordering::Relaxed);
-    let (ack_s, direct_s) = (ack_lat.summary(), direct.summary());
-    let added = |q: &str| match (ack_s[q].as_f64(), direct_s[q].as_f64()) {
+    let direct_s = direct.summary();
+    let ack_s = &bridged.ack_ms;
+    let minus = |of: &Value, q: &str| match (ack_s[q].as_f64(), of[q].as_f64()) {
         (Some(x), Some(y)) => json!(round3(x - y)),
         _ => Value::Null,
     };
+    let baseline_s = baseline
+        .as_ref()
+        .map(|b| b.ack_ms.clone())
+        .unwrap_or(Value::Null);
     // Growth over the second half of the run: a leak grows steadily, warm-up does not.
+    let rss_samples = &bridged.rss_samples;
     let half = rss_samples.len() / 2;
     let growth = match (rss_samples.get(half), rss_samples.last()) {
         (Some(mid), Some(last)) => json!(*last as i64 - *mid as i64),
@@ -1337,18 +1409,21 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
         "sockets": n,
         "rate_target": a.rate,
         "secs": a.secs,
-        "sent": total,
-        "acked_ok": acked_n,
-        "errors": errors.to_json(),
-        "error_count": errors.total(),
-        "achieved_rate": round3(acked_n as f64 / send_s.max(1e-9)),
-        "scheduler_max_behind_ms": round3(max_behind.as_secs_f64() * 1000.0),
+        "sent": bridged.sent,
+        "acked_ok": bridged.acked,
+        "errors": bridged.errors.to_json(),
+        "error_count": bridged.errors.total(),
+        "achieved_rate": bridged.achieved_rate,
+        "scheduler_max_behind_ms": bridged.max_behind_ms,
         "ack_latency_ms": ack_s,
+        "baseline_ack_latency_ms": baseline_s,
+        "baseline_errors": baseline.as_ref().map(|b| b.errors.total()),
         "backend_direct_ms": direct_s,
         "backend_direct_errors": direct_errors.load(Ordering::Relaxed),
-        "added_ms": {"p50": added("p50"), "p99": added("p99")},
+        "added_ms": {"p50": minus(&baseline_s, "p50"), "p99": minus(&baseline_s, "p99")},
+        "added_over_direct_ms": {"p50": minus(&direct_s, "p50"), "p99": minus(&direct_s, "p99")},
         "dropped": dropped,
-        "server_rss_kib": {"start": rss_start, "end": rss_end, "samples": rss_samples.len(),
+        "server_rss_kib": {"start": rss_start, "end": bridged.rss_end, "samples": rss_samples.len(),
                            "growth_second_half": growth},
     }))
 }
