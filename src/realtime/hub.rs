@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
+use socketioxide::socket::Sid;
 
 use super::emit::{self, Publication};
 use super::{NAMESPACE, connect, redis_driver, rooms};
@@ -25,6 +26,9 @@ pub trait Hub: SocketKicker + Send + Sync + 'static {
     fn publish(&self, p: Publication) -> BoxFuture<'static, Result<usize, String>>;
     /// Close every connection (graceful shutdown).
     fn close(&self) -> BoxFuture<'static, ()>;
+    /// Kick the one `/im` socket `sid` on whichever node holds it, like every kick (`error`
+    /// with `why`, then the disconnect, counted); `false` when no node has it (any more).
+    fn kick_socket(&self, sid: Sid, why: AppError) -> BoxFuture<'static, bool>;
     /// As a [`SocketKicker`], for [`crate::auth::revoke::revoke`].
     fn as_kicker(&self) -> &dyn SocketKicker;
 }
@@ -201,6 +205,41 @@ impl<A: Adapter> Hub for SocketHub<A> {
     fn close(&self) -> BoxFuture<'static, ()> {
         let io = self.io.clone();
         Box::pin(async move { io.close().await })
+    }
+
+    fn kick_socket(&self, sid: Sid, why: AppError) -> BoxFuture<'static, bool> {
+        let hub = self.clone();
+        Box::pin(async move {
+            let Some(ns) = hub.io.of(NAMESPACE) else {
+                return false;
+            };
+            let event = why.to_event();
+            if let Some(s) = ns.get_socket(sid) {
+                let _ = s.emit("error", &event);
+                let _ = s.disconnect();
+            } else {
+                // Another node's: found through the adapter, which relays both steps in order
+                // (a socket has no room of its own to address it by).
+                let remote = match ns.fetch_sockets().await {
+                    Ok(list) => list.into_iter().find(|r| r.data().id == sid),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kick: cannot list the cluster's sockets");
+                        None
+                    }
+                };
+                let Some(r) = remote else { return false };
+                if let Err(e) = r.emit("error", &event).await {
+                    tracing::warn!(error = %e, %sid, "kick: could not emit the error event");
+                }
+                if let Err(e) = r.disconnect().await {
+                    tracing::warn!(error = %e, %sid, "kick: could not disconnect the socket");
+                }
+            }
+            let metrics = hub.state.metrics();
+            metrics.event_out("error");
+            metrics.kick(why.code.as_str(), 1);
+            true
+        })
     }
 
     fn as_kicker(&self) -> &dyn SocketKicker {

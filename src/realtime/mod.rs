@@ -72,7 +72,7 @@ pub async fn build_local(
     // socket.io-client 2.x (Engine.IO v3) connects to `/` first; without it the session fails.
     io.ns("/", async || {});
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake));
-    crate::realtime::admin::register(&io, &state, None);
+    crate::realtime::admin::register(&io, &state, hub.clone(), None);
     Ok(Realtime { layer, hub })
 }
 
@@ -104,7 +104,8 @@ pub async fn build_cluster(
     io.ns("/", async || {}).await?;
     io.ns(NAMESPACE, connect::on_connect.with(connect::handshake))
         .await?;
-    if let Some(admin) = crate::realtime::admin::register(&io, &state, Some(admin_bus)) {
+    if let Some(admin) = crate::realtime::admin::register(&io, &state, hub.clone(), Some(admin_bus))
+    {
         admin.await?;
     }
     Ok(Realtime { layer, hub })

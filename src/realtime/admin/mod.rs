@@ -11,7 +11,8 @@
 //!   sockets with the previous tick and broadcasts `socket_connected` / `socket_updated` /
 //!   `socket_disconnected` / `room_joined` / `room_left` and its `server_stats` to `/admin`
 //!   (the adapter carries them to every node's admins). The `/im` hot path stays untouched.
-//! - `_disconnect` (unless `[admin] readonly`): [`kick`] sends the `/im` socket
+//! - `_disconnect` (unless `[admin] readonly`): the hub's
+//!   [`kick_socket`](crate::realtime::Hub::kick_socket) sends the `/im` socket
 //!   `error {code:"FORBIDDEN"}`, then disconnects it, on whichever node it is.
 //!
 //! Events with message content (`event_received` / `event_sent`) are never sent: the UI is
@@ -20,7 +21,6 @@
 pub mod auth;
 pub mod cluster;
 pub mod feed;
-pub mod kick;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -33,15 +33,22 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::error::{AppError, ErrorCode};
+use crate::realtime::Hub;
 use crate::realtime::redis_driver::CmDriver;
 use crate::state::AppState;
 
 pub const NAMESPACE: &str = "/admin";
 
+/// What a socket disconnected from the Admin UI is told.
+pub const OPERATOR_MESSAGE: &str =
+    "an operator disconnected this socket from the Admin UI; reconnect if you still need it";
+
 /// What every `/admin` handler shares.
 pub struct Ctx<A: Adapter> {
     pub io: SocketIo<A>,
     pub state: AppState,
+    /// Disconnects go through the hub, like every kick.
+    pub hub: Arc<dyn Hub>,
     /// With Redis: how [`cluster`] reaches the other nodes.
     pub bus: Option<CmDriver>,
     /// The `/im` sockets of this node the admins were told about (see [`feed`]).
@@ -72,6 +79,7 @@ impl<A: Adapter> Ctx<A> {
 pub fn register<A: Adapter + DefinedAdapter>(
     io: &SocketIo<A>,
     state: &AppState,
+    hub: Arc<dyn Hub>,
     bus: Option<CmDriver>,
 ) -> Option<A::InitRes> {
     if !state.settings().admin.enabled() {
@@ -80,6 +88,7 @@ pub fn register<A: Adapter + DefinedAdapter>(
     let ctx = Arc::new(Ctx {
         io: io.clone(),
         state: state.clone(),
+        hub,
         bus,
         known: Default::default(),
         watch: Default::default(),
@@ -171,7 +180,8 @@ async fn disconnect_request<A: Adapter>(
             "name one socket id to disconnect; whole namespaces and rooms are not offered",
         ));
     };
-    let found = kick::kick_socket(&ctx.io, &ctx.state, sid).await;
+    let why = AppError::with_message(ErrorCode::Forbidden, OPERATOR_MESSAGE);
+    let found = ctx.hub.kick_socket(sid, why).await;
     tracing::info!(admin_socket = %admin.id, target = %sid, found, "admin UI disconnected a socket");
     Ok(json!({ "ok": true, "disconnected": usize::from(found) }))
 }
