@@ -81,6 +81,8 @@ struct Log {
     reconnects: usize,
     /// `message` events received, per phase.
     received: [usize; 6],
+    /// Ids of the `message` events received.
+    received_ids: BTreeSet<i64>,
     /// The slowest answer to a send, per phase, in ms.
     slowest_ack_ms: [u128; 6],
 }
@@ -163,7 +165,10 @@ async fn chat(
         while let Some(item) = c.next(Duration::ZERO).await {
             let mut log = log.lock().unwrap();
             match item {
-                Incoming::Event { name, .. } if name == "message" => log.received[phase] += 1,
+                Incoming::Event { name, args } if name == "message" => {
+                    log.received[phase] += 1;
+                    log.received_ids.extend(args[0]["id"].as_i64());
+                }
                 Incoming::Event { name, args } if name == "error" => {
                     log.drops.push((phase, format!("error {}", args[0])));
                 }
@@ -601,6 +606,22 @@ fn report(people: &[Member]) {
             per_phase(&log.drops),
             log.connect_failures.len(),
             per_phase(&log.connect_failures).first(),
+        );
+        // Acked messages of the partner that never arrived live on this user's task socket
+        // (the history has them: a client finds them with messages:sync).
+        let Some(partner) = people.iter().find(|p| p.id == m.to) else {
+            continue;
+        };
+        let partner = partner.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut missed = [0usize; 6];
+        for (id, phase) in &partner.acked {
+            if !log.received_ids.contains(id) {
+                missed[*phase] += 1;
+            }
+        }
+        eprintln!(
+            "soak: {} not delivered live, per phase of the send: {missed:?}",
+            m.name
         );
     }
 }
