@@ -14,6 +14,7 @@
 #
 # Exported by services_up (and printed by `env`):
 #   IM_TEST_REDIS_URL, IM_TEST_MYSQL_URL, IM_TEST_POSTGRES_URL, IM_TEST_REDIS_SERVER_BIN,
+#   IM_TEST_MARIADBD_BIN, IM_TEST_MARIADB_INSTALL_DB_BIN (tests that run a server of their own),
 #   IM_TEST_SERVICES (comma list of the services that are up; a Rust test needing a listed
 #   service must FAIL when it is unreachable instead of skipping).
 #
@@ -454,14 +455,20 @@ SQL
 # Export the connection variables for the wanted services (does not start anything).
 services_env() {
     local up=() s
-    unset IM_TEST_REDIS_URL IM_TEST_MYSQL_URL IM_TEST_POSTGRES_URL
+    unset IM_TEST_REDIS_URL IM_TEST_MYSQL_URL IM_TEST_POSTGRES_URL IM_TEST_MARIADBD_BIN IM_TEST_MARIADB_INSTALL_DB_BIN
     for s in $(_svc_wanted); do
         case $s in
             redis)
                 export IM_TEST_REDIS_URL="redis://127.0.0.1:$_SVC_REDIS_PORT/?protocol=resp3"
                 if _svc_redis_bins 2>/dev/null; then export IM_TEST_REDIS_SERVER_BIN=$REDIS_SERVER_BIN; fi
                 ;;
-            mysql) export IM_TEST_MYSQL_URL="mysql://im:im@127.0.0.1:$_SVC_MYSQL_PORT" ;;
+            mysql)
+                export IM_TEST_MYSQL_URL="mysql://im:im@127.0.0.1:$_SVC_MYSQL_PORT"
+                # the fault soak (tests/api/soak.rs) runs a MariaDB of its own that it kills
+                if _svc_mysql_bins 2>/dev/null; then
+                    export IM_TEST_MARIADBD_BIN=$MYSQLD_BIN IM_TEST_MARIADB_INSTALL_DB_BIN=$MYSQL_INSTALL_DB_BIN
+                fi
+                ;;
             postgres) export IM_TEST_POSTGRES_URL="postgres://im:im@127.0.0.1:$_SVC_PG_PORT" ;;
             *) lib_err services "unknown service '$s' in IM_TEST_SERVICES (known: $_SVC_ALL)"; return 1 ;;
         esac
@@ -525,7 +532,8 @@ services_down_started() {
 
 _svc_print_env() {
     local v
-    for v in IM_TEST_REDIS_URL IM_TEST_MYSQL_URL IM_TEST_POSTGRES_URL IM_TEST_REDIS_SERVER_BIN IM_TEST_SERVICES; do
+    for v in IM_TEST_REDIS_URL IM_TEST_MYSQL_URL IM_TEST_POSTGRES_URL IM_TEST_REDIS_SERVER_BIN \
+        IM_TEST_MARIADBD_BIN IM_TEST_MARIADB_INSTALL_DB_BIN IM_TEST_SERVICES; do
         if [[ -n ${!v:-} ]]; then printf "export %s='%s'\n" "$v" "${!v}"; fi
     done
 }

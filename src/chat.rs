@@ -226,6 +226,15 @@ async fn write_loop(
                     let _ = job.reply.send(result);
                 }
             }
+            // No connection to the database: one message alone would meet the same, and
+            // each would wait the pool's timeout again, so the last of N queued senders would
+            // wait N timeouts (the fault soak saw acks later than 15 s). One answer for all.
+            Err(e) if unreachable(&e) => {
+                tracing::warn!(error = %e, size = batch.len(), "database unreachable; messages not stored");
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(not_stored()));
+                }
+            }
             // The transaction failed as a whole (e.g. PostgreSQL aborts it on the first
             // error): give every message its own transaction and its own answer.
             Err(e) => {
@@ -237,6 +246,31 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// Whether `e` says the database could not be reached (no pooled connection within the
+/// timeout, a connect or the connection itself failing), not that the statement was refused.
+fn unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            **e,
+            sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        ),
+        _ => false,
+    }
+}
+
+fn not_stored() -> AppError {
+    AppError::with_message(
+        ErrorCode::Internal,
+        "The database is unavailable: the message was not stored. Send it again later.",
+    )
 }
 
 /// The whole batch in one statement (SQLite: `insert_consecutive`; PostgreSQL: `INSERT …

@@ -365,6 +365,10 @@ pub fn replace_host_port(url: &str, addr: SocketAddr) -> String {
 /// A redis-server of the test's own (the workspace's one launcher, in crates/redis-driver).
 pub use im_redis_driver::test_support::RedisServer;
 
+/// A MariaDB server of the test's own that it may stop and start (fault tests).
+mod mariadb;
+pub use mariadb::MariaDbServer;
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -434,6 +438,22 @@ impl NodeProcess {
             auth: Some(json!({ "token": token })),
             ..Default::default()
         }
+    }
+
+    /// The process's resident set (`VmRSS` in /proc/<pid>/status), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS")
+    }
+
+    /// A KiB field of /proc/<pid>/status (`VmRSS`, `RssAnon`, `RssFile`, ...).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_else(|e| panic!("node {}: read /proc status: {e}", self.node_id));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("node {}: no {field} in /proc status", self.node_id))
     }
 
     pub fn kill(&mut self) {

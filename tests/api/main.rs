@@ -21,5 +21,6 @@ mod messages;
 mod multi_node;
 mod protect;
 mod shutdown;
+mod soak;
 mod sqlite_faults;
 mod storage;
