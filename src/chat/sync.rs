@@ -167,6 +167,38 @@ pub async fn last_id(db: &impl ConnectionTrait, me: &UserId) -> Result<Option<i6
     Ok(Ord::max(sent, received))
 }
 
+/// The newest message stored before `t` (0 when there is none): where an outage that began
+/// at `t` starts to matter. A backward walk of the primary key that stops at the first row
+/// older than `t`, so it reads only what came after `t`.
+pub async fn id_before(
+    db: &impl ConnectionTrait,
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, DbErr> {
+    let row = messages::Entity::find()
+        .filter(messages::Column::CreatedAt.lt(t))
+        .order_by_desc(messages::Column::Id)
+        .one(db)
+        .await?;
+    Ok(row.map_or(0, |m| m.id))
+}
+
+/// Everyone with a message (sent or received) after `after_id`: a range of the primary key.
+pub async fn users_after(
+    db: &impl ConnectionTrait,
+    after_id: i64,
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    let rows: Vec<(String, String)> = messages::Entity::find()
+        .select_only()
+        .column(messages::Column::FromUserId)
+        .column(messages::Column::ToUserId)
+        .filter(messages::Column::Id.gt(after_id))
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().flat_map(|(a, b)| [a, b]).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod expiry;
 pub mod hub;
 pub mod recheck;
+mod resync;
 pub use im_redis_driver as redis_driver;
 pub mod rooms;
 mod ticker;
@@ -87,6 +88,7 @@ pub async fn build_cluster(
     let revocations = driver.clone();
     let admin_bus = driver.clone();
     let user_changes = driver.clone();
+    let resync_bus = driver.clone();
     hub::listen_for_revocations(&revocations, &state).await?;
     let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         driver,
@@ -99,6 +101,7 @@ pub async fn build_cluster(
         .with_state(events)
         .build_layer();
     let hub = start(&io, &state, expiry_rx, Some(revocations));
+    resync::spawn(io.clone(), state.clone(), resync_bus).await?;
     hub::listen_for_user_changes(&user_changes, &state, hub.clone()).await?;
     // With a remote adapter a namespace exists only once the adapter has subscribed.
     io.ns("/", async || {}).await?;

@@ -424,3 +424,112 @@ async fn a_burst_across_nodes_arrives_whole_and_sync_agrees_on_either_node() {
         .collect();
     assert_eq!(synced, acked);
 }
+
+#[tokio::test]
+async fn after_a_redis_outage_sockets_that_missed_messages_reconnect_and_catch_up() {
+    let mut c = Cluster::start(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run_cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "bystander",
+            "--password",
+            "bystander1",
+        ],
+        &[("DATABASE_URL", c.db_url.as_str()), ("JWT_SECRET", SECRET)],
+    );
+    assert!(ok, "{out}");
+    let admin = c.login(0, "admin", "admin123").await;
+    let kefu = c.login(1, "kefu1", "kefu123").await;
+    let other = c.login(1, "bystander", "bystander1").await;
+    let sender = c.connect(0, &admin).await;
+    let mut recipient = c.connect(1, &kefu).await;
+    let mut bystander = c.connect(1, &other).await;
+    c.redis.stop();
+    eventually("node b notices the outage", 20, || async {
+        http_json(
+            Method::GET,
+            &format!("{}/health", c.nodes[1].base),
+            None,
+            None,
+            None,
+        )
+        .await
+        .0 == 503
+    })
+    .await;
+    // Stored and acked on node a; node b hears nothing of it while Redis is away.
+    let ack = sender
+        .emit_with_ack(
+            "send_message",
+            json!({"to": 2, "content": "during the outage"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack[0]["ok"], true, "{ack:?}");
+    let id = ack[0]["id"].as_i64().unwrap();
+    assert!(
+        recipient.next(Duration::from_millis(500)).await.is_none(),
+        "nothing can reach node b now"
+    );
+
+    c.redis.restart().await;
+    // The recipient's connection is closed at the transport (not a Socket.IO disconnect,
+    // after which socket.io-client would stay away), so its client reconnects by itself.
+    let mut seen = vec![];
+    loop {
+        match recipient.next(Duration::from_secs(15)).await {
+            Some(Incoming::Closed) => break,
+            Some(Incoming::Disconnected) => {
+                panic!("a namespace disconnect: clients would not reconnect")
+            }
+            Some(other) => seen.push(other.to_string()),
+            None => panic!("the recipient was left connected with a hole; saw {seen:?}"),
+        }
+    }
+    // Reconnected: `connected` says where it stands and messages:sync gives what it missed.
+    let mut back = Client::connect(c.nodes[1].sio(&kefu)).await.unwrap();
+    let connected = back.expect_event("connected", WAIT).await.unwrap();
+    assert!(
+        connected[0]["lastMessageId"].as_i64() >= Some(id),
+        "{connected:?}"
+    );
+    let page = back
+        .emit_with_ack("messages:sync", json!({"after_id": id - 1}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        page[0]["messages"][0]["content"], "during the outage",
+        "{page:?}"
+    );
+    // A user with nothing in the outage keeps the connection.
+    let ack = bystander
+        .emit_with_ack("presence:subscribe", json!({"userIds": [2]}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        ack[0]["ok"], true,
+        "the uninvolved socket is still connected: {ack:?}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", c.nodes[1].base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("im_kicks_total{reason=\"CLUSTER_RESYNC\"} ") && !l.ends_with(" 0")
+        ),
+        "counted: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("kicks"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -1,6 +1,8 @@
 //! The fault soak (issue 13 §5): chat with acks between sockets on two nodes while the
 //! database and then Redis are stopped and started. Afterwards every acked message is in
-//! history on both nodes, no socket of a user is silently dead (each one still delivers a fresh
+//! history on both nodes, no acked message is dropped silently (each one reached its recipient
+//! live, or the recipient's socket was closed and its reconnect synced it), no socket of a user
+//! is silently dead (each one still delivers a fresh
 //! message across nodes, or saw its disconnect and works again after reconnecting), and each
 //! node's memory is back within 10 % of its level before the faults.
 //!
@@ -48,6 +50,15 @@ const REDIS_DOWN: usize = 3;
 const REDIS_BACK: usize = 4;
 const END: usize = 5;
 
+/// Milliseconds since the soak began (for the failure report's timeline).
+fn since_start_ms() -> u128 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis()
+}
+
 /// What the orchestrator tells the chatting tasks.
 struct Run {
     phase: AtomicUsize,
@@ -60,7 +71,7 @@ impl Run {
         self.phase.load(Ordering::SeqCst)
     }
     fn enter(&self, phase: usize) {
-        eprintln!("soak: phase {}", PHASES[phase]);
+        eprintln!("soak: phase {} at {} ms", PHASES[phase], since_start_ms());
         self.phase.store(phase, Ordering::SeqCst);
     }
 }
@@ -70,6 +81,8 @@ impl Run {
 struct Log {
     /// Message ids acked `{ok:true}`, with the phase of the send.
     acked: Vec<(i64, usize)>,
+    /// When each of them was acked (ms into the soak).
+    acked_at: std::collections::HashMap<i64, u128>,
     /// `{ok:false}` acks: phase, code, message.
     refused: Vec<(usize, String, String)>,
     /// Sends without an ack within ACK_WAIT on an open socket.
@@ -83,6 +96,12 @@ struct Log {
     received: [usize; 6],
     /// Ids of the `message` events received.
     received_ids: BTreeSet<i64>,
+    /// Ids a reconnected socket got from `messages:sync` (what the contract's client does).
+    synced_ids: BTreeSet<i64>,
+    /// `lastMessageId` of the first connection: what came before it is not the socket's to get.
+    before_first: i64,
+    /// Each reconnect's sync: when (ms into the test) and the after_id, lastMessageId, ids got.
+    syncs: Vec<(u128, i64, i64, usize)>,
     /// The slowest answer to a send, per phase, in ms.
     slowest_ack_ms: [u128; 6],
 }
@@ -98,14 +117,43 @@ struct Member {
     log: Arc<Mutex<Log>>,
 }
 
-async fn connect(opts: &ConnectOptions) -> Result<Client, String> {
+/// A connected socket and its `connected.lastMessageId` (0 for none).
+async fn connect(opts: &ConnectOptions) -> Result<(Client, i64), String> {
     let mut c = Client::connect(opts.clone())
         .await
         .map_err(|e| e.to_string())?;
     match c.expect_event("connected", WAIT).await {
-        Ok(_) => Ok(c),
+        Ok(args) => Ok((c, args[0]["lastMessageId"].as_i64().unwrap_or(0))),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// What a client that lost its connection does (contract §4): every message after the last
+/// one it is sure to have, page by page; their ids.
+async fn sync_after(c: &Client, mut after_id: i64) -> Result<Vec<i64>, String> {
+    let mut ids = vec![];
+    for _ in 0..100 {
+        let page = c
+            .emit_with_ack(
+                "messages:sync",
+                json!({"after_id": after_id, "limit": 500}),
+                WAIT,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let got: Vec<i64> = page[0]["messages"]
+            .as_array()
+            .ok_or_else(|| format!("messages:sync answered {page:?}"))?
+            .iter()
+            .filter_map(|m| m["id"].as_i64())
+            .collect();
+        ids.extend(&got);
+        after_id = got.last().copied().unwrap_or(after_id);
+        if page[0]["more"] != true {
+            return Ok(ids);
+        }
+    }
+    Err("messages:sync did not end within 100 pages".into())
 }
 
 /// One user's socket: a message with ack to the partner every SEND_EVERY while sending is on,
@@ -114,11 +162,12 @@ async fn chat(
     name: String,
     to: i64,
     opts: ConnectOptions,
-    first: Client,
+    (first, mut complete_upto): (Client, i64),
     run: Arc<Run>,
     log: Arc<Mutex<Log>>,
 ) -> Option<Client> {
     let mut client = Some(first);
+    log.lock().unwrap().before_first = complete_upto;
     let mut seq = 0u64;
     let mut tick = tokio::time::interval(SEND_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -127,9 +176,21 @@ async fn chat(
         let phase = run.phase();
         let Some(c) = client.as_mut() else {
             match connect(&opts).await {
-                Ok(c) => {
-                    client = Some(c);
-                    log.lock().unwrap().reconnects += 1;
+                Ok((c, last)) => {
+                    // Everything up to the old connection's start was had; what came after it
+                    // either arrived live or is in this page.
+                    match sync_after(&c, complete_upto).await {
+                        Ok(ids) => {
+                            let mut log = log.lock().unwrap();
+                            let at = since_start_ms();
+                            log.syncs.push((at, complete_upto, last, ids.len()));
+                            log.synced_ids.extend(ids);
+                            log.reconnects += 1;
+                            complete_upto = last;
+                            client = Some(c);
+                        }
+                        Err(why) => log.lock().unwrap().connect_failures.push((phase, why)),
+                    }
                 }
                 Err(why) => log.lock().unwrap().connect_failures.push((phase, why)),
             }
@@ -151,6 +212,7 @@ async fn chat(
                 Ok(args) if args[0]["ok"] == true => {
                     let id = args[0]["id"].as_i64().expect("an acked message has an id");
                     log.acked.push((id, phase));
+                    log.acked_at.insert(id, since_start_ms());
                 }
                 Ok(args) => log.refused.push((
                     phase,
@@ -294,6 +356,7 @@ fn memory(node: &NodeProcess) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_across_two_nodes_survives_database_and_redis_outages() {
+    since_start_ms();
     tokio::time::timeout(Duration::from_secs(240), soak())
         .await
         .expect("the soak finishes within 4 minutes");
@@ -361,8 +424,8 @@ async fn soak() {
     // Two idle sockets of a0 and a1 on node A: the Redis outage's local-delivery probe, and
     // sockets that only listen through the faults.
     let _report = ReportOnPanic(&people);
-    let probe_from = connect(&people[0].opts).await.unwrap();
-    let mut probe_to = connect(&people[1].opts).await.unwrap();
+    let probe_from = connect(&people[0].opts).await.unwrap().0;
+    let mut probe_to = connect(&people[1].opts).await.unwrap().0;
     let mut tasks = vec![];
     for m in &people {
         let first = connect(&m.opts).await.unwrap();
@@ -450,12 +513,27 @@ async fn soak() {
     let mut clients: Vec<Vec<Client>> = vec![];
     for (m, task) in people.iter().zip(tasks) {
         let c = match task.await.unwrap() {
-            Some(c) => c,
+            Some(mut c) => {
+                // What was still on its way when the task stopped reading.
+                while let Some(item) = c.next(Duration::from_millis(300)).await {
+                    if let Incoming::Event { name, args } = item
+                        && name == "message"
+                    {
+                        m.log
+                            .lock()
+                            .unwrap()
+                            .received_ids
+                            .extend(args[0]["id"].as_i64());
+                    }
+                }
+                c
+            }
             None => {
                 // Dropped at the very end: its drop is in the log; it must work again.
                 connect(&m.opts)
                     .await
                     .unwrap_or_else(|e| panic!("{}: {e}", m.name))
+                    .0
             }
         };
         clients.push(vec![c]);
@@ -471,7 +549,7 @@ async fn soak() {
                 .unwrap()
                 .drops
                 .push((END, format!("idle socket: {ends:?}")));
-            probe = connect(&people[i].opts).await.unwrap();
+            probe = connect(&people[i].opts).await.unwrap().0;
         }
         clients[i].push(probe);
     }
@@ -526,6 +604,39 @@ async fn soak() {
                 node.node_id
             );
         }
+    }
+
+    // Never dropped silently (contract §4): every message the partner had acked reached this
+    // user's socket live, or the socket was closed and the reconnected one synced it.
+    for m in &people {
+        let log = m.log.lock().unwrap();
+        let partner = people.iter().find(|p| p.id == m.to).unwrap();
+        let partner_log = partner.log.lock().unwrap();
+        let missing: Vec<(i64, &str, u128)> = partner_log
+            .acked
+            .iter()
+            // What the chat task sent to this user (not the probes' and final checks' sends).
+            .filter(|(id, _)| {
+                partner_log.acked_at.contains_key(id)
+                    && *id > log.before_first
+                    && !log.received_ids.contains(id)
+                    && !log.synced_ids.contains(id)
+            })
+            .map(|(id, phase)| (*id, PHASES[*phase], partner_log.acked_at[id]))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{}: {} acked message(s) of its partner neither arrived nor were synced after a \
+             reconnect, and the socket stayed open: {missing:?} (id, phase, acked at ms); its \
+             syncs (ms, after_id, \
+             lastMessageId, got): {:?}; received ids near: {:?}",
+            m.name,
+            missing.len(),
+            log.syncs,
+            missing
+                .first()
+                .map(|(id, ..)| log.received_ids.range(id - 10..id + 10).collect::<Vec<_>>())
+        );
     }
 
     report(&people);
@@ -607,20 +718,23 @@ fn report(people: &[Member]) {
             log.connect_failures.len(),
             per_phase(&log.connect_failures).first(),
         );
-        // Acked messages of the partner that never arrived live on this user's task socket
-        // (the history has them: a client finds them with messages:sync).
+        // Acked messages of the partner that never arrived live on this user's task socket,
+        // and how many of them the reconnected socket got from messages:sync.
         let Some(partner) = people.iter().find(|p| p.id == m.to) else {
             continue;
         };
         let partner = partner.log.lock().unwrap_or_else(|e| e.into_inner());
         let mut missed = [0usize; 6];
+        let mut synced = [0usize; 6];
         for (id, phase) in &partner.acked {
-            if !log.received_ids.contains(id) {
+            if partner.acked_at.contains_key(id) && !log.received_ids.contains(id) {
                 missed[*phase] += 1;
+                synced[*phase] += usize::from(log.synced_ids.contains(id));
             }
         }
         eprintln!(
-            "soak: {} not delivered live, per phase of the send: {missed:?}",
+            "soak: {} not delivered live, per phase of the send: {missed:?}; of them synced \
+             after a reconnect: {synced:?}",
             m.name
         );
     }

@@ -4,32 +4,14 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect as tcpConnect } from "node:net";
-import { startServer, connectOk, closeAll, sleep, expectNothingMore, free } from "./harness.mjs";
+import { startServer, connectOk, closeAll, expectNothingMore, startRedis } from "./harness.mjs";
 import { startBackend } from "./bridge-backend.mjs";
 
 const SECRET = "bridge-cluster-secret-0123456789abcd";
 let redis, backend, a, b, dir, U;
-
-async function startRedis() {
-  const port = await free();
-  const bin = process.env.IM_TEST_REDIS_SERVER_BIN || "redis-server";
-  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise((res) => {
-      const s = tcpConnect(port, "127.0.0.1", () => (s.end(), res(true)));
-      s.on("error", () => res(false));
-    });
-    if (up) return { port, child, url: `redis://127.0.0.1:${port}/?protocol=resp3` };
-    await sleep(50);
-  }
-  child.kill();
-  throw new Error(`redis-server (${bin}) did not start on ${port}: run through scripts/test.sh`);
-}
 
 before(async () => {
   redis = await startRedis();
@@ -55,7 +37,7 @@ after(async () => {
   await a?.stop();
   await b?.stop();
   await backend?.close();
-  redis?.child.kill();
+  redis?.kill();
   if (dir) rmSync(dir, { recursive: true, force: true });
   assert.equal(backend.stats.badSignatures, 0);
 });

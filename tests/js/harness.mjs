@@ -1,12 +1,12 @@
 // Shared harness for the JS suite: start/stop a real im-server, log in, sign JWTs,
 // record socket events, and bounded waits so a run always ends by itself.
 
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
-import { createServer as createTcpServer } from "node:net";
+import { createServer as createTcpServer, connect as tcpConnect } from "node:net";
 import { io as ioV4 } from "socket.io-client";
 import { http, startImServer } from "../lib/server.mjs";
 
@@ -295,4 +295,36 @@ export function free() {
       srv.close(() => res(port));
     });
   });
+}
+
+/**
+ * A private redis-server on a free loopback port (IM_TEST_REDIS_SERVER_BIN, which
+ * scripts/test.sh provides), no persistence. `stop()` kills it (SIGKILL: an outage, not a
+ * shutdown); `restart()` starts it again on the same port; `kill()` for cleanup.
+ */
+export async function startRedis() {
+  const port = await free();
+  const bin = process.env.IM_TEST_REDIS_SERVER_BIN || "redis-server";
+  const r = { port, url: `redis://127.0.0.1:${port}/?protocol=resp3`, child: null };
+  const up = () =>
+    new Promise((res) => {
+      const s = tcpConnect(port, "127.0.0.1", () => (s.end(), res(true)));
+      s.on("error", () => res(false));
+    });
+  r.restart = async () => {
+    r.child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    for (let i = 0; i < 100; i++) {
+      if (await up()) return r;
+      await sleep(50);
+    }
+    r.kill();
+    throw new Error(`redis-server (${bin}) did not start on ${port}: run through scripts/test.sh`);
+  };
+  r.stop = async () => {
+    const gone = new Promise((res) => r.child.once("exit", res));
+    r.child.kill("SIGKILL");
+    await gone;
+  };
+  r.kill = () => r.child?.kill("SIGKILL");
+  return r.restart();
 }

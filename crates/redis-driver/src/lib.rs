@@ -91,6 +91,8 @@ struct Shared {
     handlers: RwLock<HandlerMap>,
     /// Redis is believed to be unreachable (set on the first failure, cleared on a success).
     down: AtomicBool,
+    /// The same, for whoever must act when an outage starts or ends ([`CmDriver::reachability`]).
+    reachable: tokio::sync::watch::Sender<bool>,
     /// Set when the last driver clone is dropped: the disconnection that follows is expected.
     closing: AtomicBool,
     /// Publishes dropped during the current outage (reported when Redis is back).
@@ -110,6 +112,7 @@ impl Shared {
         Self {
             handlers: RwLock::new(HashMap::new()),
             down: AtomicBool::new(false),
+            reachable: tokio::sync::watch::Sender::new(true),
             closing: AtomicBool::new(false),
             dropped_publishes: AtomicU64::new(0),
             pending_unsubscribe: Mutex::new(HashSet::new()),
@@ -125,6 +128,7 @@ impl Shared {
             return;
         }
         if !self.down.swap(true, Ordering::AcqRel) {
+            self.reachable.send_replace(false);
             tracing::warn!(
                 operation = what,
                 error = %error,
@@ -137,6 +141,7 @@ impl Shared {
     /// Record a success; logs once when an outage ends.
     fn mark_up(&self) {
         if self.down.swap(false, Ordering::AcqRel) {
+            self.reachable.send_replace(true);
             let dropped = self.dropped_publishes.swap(0, Ordering::AcqRel);
             tracing::info!(dropped_publishes = dropped, "redis reachable again");
         }
@@ -286,6 +291,13 @@ impl CmDriver {
     /// Cross-node delivery is off meanwhile; same-node delivery still works.
     pub fn is_healthy(&self) -> bool {
         !self.inner.shared.down.load(Ordering::Acquire)
+    }
+
+    /// `true` while Redis is reachable; changes when an outage starts and when it ends. While
+    /// it is down this node hears nothing the others publish (their broadcasts to its sockets
+    /// are lost), which only the listener of this can make up for.
+    pub fn reachability(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shared.reachable.subscribe()
     }
 
     fn conn(&self) -> ConnectionManager {

@@ -678,6 +678,17 @@ impl<A: Adapter> Socket<A> {
         Ok(())
     }
 
+    /// # Close the engine.io connection under this socket
+    ///
+    /// Every namespace on the connection is closed. Unlike [`Socket::disconnect`] (a Socket.IO
+    /// DISCONNECT, after which a client does not reconnect by itself), the client sees its
+    /// transport close and reconnects with its usual backoff.
+    pub fn close_transport(&self) {
+        if !self.esocket.is_closed() {
+            self.esocket.close(EIoDisconnectReason::ClosingServer);
+        }
+    }
+
     /// # Get the request info made by the client to connect.
     ///
     /// It might be used to retrieve the [`http::Extensions`]
