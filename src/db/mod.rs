@@ -42,7 +42,8 @@ pub async fn open(
     } else {
         max_connections
     })
-    // SQLite opens in microseconds and a kept connection would pin a replaced file.
+    // SQLite: none, so sqlx opens no second connection beside the first while that one makes a
+    // new file WAL ("database is locked"); `SqliteFile::attach` then fills the pool.
     .min_connections(if sqlite { 0 } else { 1 })
     .connect_timeout(timeout)
     .acquire_timeout(timeout)
@@ -71,7 +72,9 @@ pub async fn open(
         )
     })?;
     if let Some(file) = &sqlite_file {
-        file.attach(db.get_sqlite_connection_pool());
+        file.attach(db.get_sqlite_connection_pool())
+            .await
+            .map_err(|e| ConfigError::new("database.url", format!("opening the pool: {e}")))?;
     }
     Ok(Opened { db, sqlite_file })
 }

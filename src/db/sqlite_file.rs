@@ -86,37 +86,52 @@ impl SqliteFile {
 
     /// The pool hooks: the first connection records the file; an idle connection is checked
     /// (and closed while faulted) before it is handed out, and closed when given back.
+    ///
+    /// No connection is retired by age or idleness: with the pool filled at startup
+    /// ([`attach`](Self::attach)) a connection is opened later only after one was closed, so
+    /// every acquire is an idle connection passing the check first. A connect while
+    /// connections to a replaced file are still open would pair the new file with the old
+    /// one's WAL.
     pub fn hook(self: &Arc<Self>, opts: PoolOptions<Sqlite>) -> PoolOptions<Sqlite> {
         let (first, before, after) = (self.clone(), self.clone(), self.clone());
-        opts.after_connect(move |_, _| {
-            let file = first.clone();
-            Box::pin(async move {
-                let mut s = file.state();
-                if s.held.is_none() {
-                    s.held = seen(&file.path).map(|s| s.identity);
-                }
-                if s.fault.is_none() {
-                    s.companions = file.companion_paths().map(|p| seen(&p).map(|s| s.identity));
-                }
-                Ok(())
+        opts.idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(move |_, _| {
+                let file = first.clone();
+                Box::pin(async move {
+                    let mut s = file.state();
+                    if s.held.is_none() {
+                        s.held = seen(&file.path).map(|s| s.identity);
+                    }
+                    if s.fault.is_none() {
+                        s.companions = file.companion_paths().map(|p| seen(&p).map(|s| s.identity));
+                    }
+                    Ok(())
+                })
             })
-        })
-        .before_acquire(move |_, _| {
-            let file = before.clone();
-            Box::pin(async move { Ok(file.check().is_ok()) })
-        })
-        .after_release(move |_, _| {
-            let file = after.clone();
-            Box::pin(async move { Ok(file.state().fault.is_none()) })
-        })
+            .before_acquire(move |_, _| {
+                let file = before.clone();
+                Box::pin(async move { Ok(file.check().is_ok()) })
+            })
+            .after_release(move |_, _| {
+                let file = after.clone();
+                Box::pin(async move { Ok(file.state().fault.is_none()) })
+            })
     }
 
-    /// Called once the pool exists: from now on a missing file is never created anew (it
-    /// would be an empty database where the real one was).
-    pub fn attach(&self, pool: &SqlitePool) {
+    /// Called once the pool exists (its first connection has made the file WAL): from now on
+    /// a missing file is never created anew (it would be an empty database where the real one
+    /// was), and the pool is filled, one connection after the other (opened all at once on a
+    /// new file they would race to switch it to WAL: "database is locked").
+    pub async fn attach(&self, pool: &SqlitePool) -> Result<(), sea_orm::sqlx::Error> {
         let opts = (*pool.connect_options()).clone().create_if_missing(false);
         pool.set_connect_options(opts.clone());
         let _ = self.pool.set((pool.clone(), opts));
+        let mut held = vec![];
+        for _ in 0..pool.options().get_max_connections() {
+            held.push(pool.acquire().await?);
+        }
+        Ok(())
     }
 
     /// Whether the path names the file the pool holds; why not otherwise. Moves the state
