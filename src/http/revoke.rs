@@ -39,7 +39,7 @@ async fn user_active(
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::auth::source::strip_bearer)
         .ok_or_else(|| AppError::new(ErrorCode::Forbidden))?;
     let change = control::verify(state.auth().keys(), token).map_err(|code| {
         AppError::with_message(
