@@ -89,9 +89,8 @@ type HandlerMap = HashMap<String, mpsc::Sender<ChanItem>>;
 /// State shared by the driver clones, the push callback and the heartbeat task.
 struct Shared {
     handlers: RwLock<HandlerMap>,
-    /// Redis is believed to be unreachable (set on the first failure, cleared on a success).
-    down: AtomicBool,
-    /// The same, for whoever must act when an outage starts or ends ([`CmDriver::reachability`]).
+    /// `false` while Redis is believed to be unreachable (on the first failure, until a
+    /// success); a watch, so [`CmDriver::reachability`] can act when an outage starts or ends.
     reachable: tokio::sync::watch::Sender<bool>,
     /// Set when the last driver clone is dropped: the disconnection that follows is expected.
     closing: AtomicBool,
@@ -111,7 +110,6 @@ impl Shared {
     fn new() -> Self {
         Self {
             handlers: RwLock::new(HashMap::new()),
-            down: AtomicBool::new(false),
             reachable: tokio::sync::watch::Sender::new(true),
             closing: AtomicBool::new(false),
             dropped_publishes: AtomicU64::new(0),
@@ -122,13 +120,18 @@ impl Shared {
         }
     }
 
+    /// Whether this changed the state (watchers hear only changes).
+    fn set_reachable(&self, up: bool) -> bool {
+        self.reachable
+            .send_if_modified(|v| std::mem::replace(v, up) != up)
+    }
+
     /// Record a failure; logs once per outage.
     fn mark_down(&self, what: &str, error: &dyn std::fmt::Display) {
         if self.closing.load(Ordering::Relaxed) {
             return;
         }
-        if !self.down.swap(true, Ordering::AcqRel) {
-            self.reachable.send_replace(false);
+        if self.set_reachable(false) {
             tracing::warn!(
                 operation = what,
                 error = %error,
@@ -140,8 +143,7 @@ impl Shared {
 
     /// Record a success; logs once when an outage ends.
     fn mark_up(&self) {
-        if self.down.swap(false, Ordering::AcqRel) {
-            self.reachable.send_replace(true);
+        if self.set_reachable(true) {
             let dropped = self.dropped_publishes.swap(0, Ordering::AcqRel);
             tracing::info!(dropped_publishes = dropped, "redis reachable again");
         }
@@ -290,7 +292,7 @@ impl CmDriver {
     /// `false` while Redis is unreachable (the last command, heartbeat or connection failed).
     /// Cross-node delivery is off meanwhile; same-node delivery still works.
     pub fn is_healthy(&self) -> bool {
-        !self.inner.shared.down.load(Ordering::Acquire)
+        *self.inner.shared.reachable.borrow()
     }
 
     /// `true` while Redis is reachable; changes when an outage starts and when it ends. While
