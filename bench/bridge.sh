@@ -12,6 +12,8 @@
 # the same server. Needs the built binaries (and node for BACKEND=node).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 PROFILE=debug
 if [[ ${1:-} == --release ]]; then PROFILE=release; shift; fi
 SOCKETS=${1:-200}
@@ -25,9 +27,8 @@ done
 WORK=$(mktemp -d /tmp/im-bench-bridge.XXXXXX)
 SECRET=bench-bridge-secret-0123456789abcdef
 JWT=bench-jwt-secret-0123456789abcdefghij
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BPORT=$(free_port)
-IPORT=$(free_port)
+BPORT=$(lib_free_port)
+IPORT=$(lib_free_port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -49,10 +50,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 grep -q "listening on" "$WORK/server.log" || { cat "$WORK/server.log" >&2; exit 2; }
-for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null && break
-    sleep 0.1
-done
+lib_wait_port "$BPORT" 5 || { cat "$WORK/backend.log" >&2; exit 2; }
 IFS=, read -ra rates <<<"$RATE"
 for rate in "${rates[@]}"; do
     "$LG_BIN" --url "http://127.0.0.1:$IPORT" --server-pid "$SERVER_PID" --users "$SOCKETS" \

@@ -129,20 +129,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A free TCP port on 127.0.0.1 below the ephemeral range (so a client socket of the storm cannot
-# take the server's port while it restarts).
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        if ! lib_port_open "$p" &&
-            ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
+free_port() { lib_free_port || die "no free port found"; }
 
 # Every server start logs to its own files: $WORK/logs/<seq>-<name>.out/.err -> LOG
 LOG_SEQ=0

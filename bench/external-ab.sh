@@ -26,7 +26,7 @@ node "$ROOT/bench/external-backend.mjs" "$ROOT/bench/node-baseline/node_modules"
 
 run() {
     local mode=$1 port
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(lib_free_port)
     rm -f "$WORK"/im.db*
     local envs=(PATH="$PATH" HOME="$HOME" HOST=127.0.0.1 PORT="$port" JWT_SECRET="$JWT" RUST_LOG=warn
         DATABASE_URL="sqlite://$WORK/im.db?mode=rwc")

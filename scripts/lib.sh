@@ -155,6 +155,22 @@ lib_port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# lib_free_port: a free TCP port on 127.0.0.1 below the ephemeral range (so a client socket
+# cannot take a server's port while it restarts); fails after 200 tries.
+lib_free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        if ! lib_port_open "$p" &&
+            ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
+            echo "$p"
+            return 0
+        fi
+    done
+    lib_err lib "no free port found"
+    return 1
+}
+
 # lib_wait_port PORT SECS [PID]: wait until 127.0.0.1:PORT accepts connections (PID, if given,
 # must stay alive meanwhile).
 lib_wait_port() {

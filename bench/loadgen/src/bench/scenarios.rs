@@ -1334,16 +1334,6 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
     let sessions = Arc::new(login_many(c, n).await?);
     let ips = Arc::new(c.source_addrs(n)?);
     let drops = DropCounter::default();
-    let on_item: OnItem = {
-        let drops = drops.clone();
-        Arc::new(move |_, it| {
-            if matches!(it, Incoming::Closed | Incoming::Disconnected)
-                && !drops.closing.load(Ordering::Relaxed)
-            {
-                drops.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
     progress!("bridge: opening {n} connections");
     let opened = open_every(
         "bridge",
@@ -1351,7 +1341,7 @@ pub async fn bridge(c: &Common, a: &BridgeArgs, nofile: u64) -> Result<Value, St
         a.concurrency,
         c,
         opts_for(c, sessions.clone(), ips.clone()),
-        on_item,
+        drops.on_item(),
     )
     .await?;
     let emitters: Vec<_> = opened.conns.iter().map(|c| c.client.emitter()).collect();
